@@ -1,0 +1,222 @@
+"""The analyze-library flow: discover, plan against DuckDB, analyse on Dask, upsert in batches."""
+
+from __future__ import annotations
+
+import os
+import time
+import uuid
+from collections.abc import Iterator, Sequence
+from contextlib import nullcontext
+from typing import Any
+
+from distributed import as_completed
+from prefect import flow, get_client, get_run_logger, runtime
+from prefect.artifacts import create_markdown_artifact
+from prefect_dask import DaskTaskRunner
+from rich.progress import Progress
+
+from playlista.analysis import ANALYZER_VERSION
+from playlista.cluster import analysis_cluster
+from playlista.records import AnalysisOutcome, Failure, FileStat, TrackResult
+from playlista.scan import discover
+from playlista.settings import Settings
+from playlista.store import Store
+from tasks.analyze import TransientFailures, analyze_batch, retry_transient
+
+
+@flow(name="analyze-library", log_prints=False)
+def analyze_library(
+    roots: list[str],
+    db: str | None = None,
+    batch_size: int | None = None,
+    workers: int | None = None,
+    dask_address: str | None = None,
+    full_rescan: bool = False,
+    retry_failed: bool = False,
+    follow_symlinks: bool = False,
+    show_progress: bool = False,
+) -> dict[str, Any]:
+    """Analyse every new or changed audio file under ``roots`` into the DuckDB file ``db``.
+
+    Unchanged files are skipped without being opened, moved files keep their analysis,
+    and files gone from the roots are marked deleted. Analysis runs in batches on a Dask
+    cluster: the one at ``dask_address``, or a local one with ``workers`` processes.
+    """
+    settings = Settings()
+    logger = get_run_logger()
+    started = time.perf_counter()
+    roots = [os.path.abspath(r) for r in roots]
+    db_path = str(db or settings.db)
+    run_id = str(uuid.uuid4())
+    with Store.open(db_path) as store:
+        store.start_run(
+            run_id, flow_run_id=runtime.flow_run.id, roots=roots, full_rescan=full_rescan
+        )
+        plan = store.plan(
+            discover(roots, follow_symlinks=follow_symlinks),
+            roots=roots,
+            analyzer_version=ANALYZER_VERSION,
+            full_rescan=full_rescan,
+            retry_failed=retry_failed,
+        )
+        store.apply_plan(plan)
+        counts: dict[str, float] = dict(plan.counts)
+        logger.info("planned %s in %.1f s: %s", db_path, time.perf_counter() - started, counts)
+        totals = {"analyzed": 0, "failed": 0, "audio_seconds": 0.0}
+        if plan.to_analyze:
+            for outcomes in _analyze_on_dask(
+                plan.to_analyze,
+                settings=settings,
+                dask_address=dask_address or settings.dask_address,
+                workers=workers or settings.workers,
+                batch_size=batch_size or settings.batch_size,
+                show_progress=show_progress,
+            ):
+                analyzed, failed = store.write_outcomes(outcomes)
+                totals["analyzed"] += analyzed
+                totals["failed"] += failed
+                totals["audio_seconds"] += sum(
+                    o.decoded_seconds for o in outcomes if isinstance(o, TrackResult)
+                )
+        counts.update(totals, wall_seconds=time.perf_counter() - started)
+        store.finish_run(run_id, status="completed", counts=counts)
+    summary = {"run_id": run_id, "db": db_path, **counts}
+    _report(summary)
+    return summary
+
+
+def _analyze_on_dask(
+    files: Sequence[FileStat],
+    *,
+    settings: Settings,
+    dask_address: str | None,
+    workers: int | None,
+    batch_size: int,
+    show_progress: bool,
+) -> Iterator[list[AnalysisOutcome]]:
+    """Yield each finished batch's outcomes, keeping a bounded number of batches in flight."""
+    logger = get_run_logger()
+    api_url = str(get_client(sync_client=True).api_url)
+    batches = [list(files[i : i + batch_size]) for i in range(0, len(files), batch_size)]
+    with analysis_cluster(
+        address=dask_address, workers=workers, host=settings.host, api_url=api_url
+    ) as cluster:
+        logger.info(
+            "Dask cluster %s with %d worker(s); dashboard %s",
+            cluster.address,
+            cluster.workers,
+            cluster.dashboard,
+        )
+        window = settings.max_in_flight or 2 * max(cluster.workers, 1)
+        transient: list[FileStat] = []
+        progress = Progress(transient=False) if show_progress else nullcontext()
+        with DaskTaskRunner(address=cluster.address) as runner, progress as bar:
+            bar_task = bar.add_task("analysing", total=len(files)) if bar else None
+            pending = iter(batches)
+            futures = {}
+            for batch in _take(pending, window):
+                fut = runner.submit(
+                    analyze_batch, {"files": batch, "min_seconds": settings.min_audio_seconds}
+                )
+                futures[fut.wrapped_future.key] = (fut, batch)
+            done = as_completed(
+                [f.wrapped_future for f, _ in futures.values()], loop=runner.client.loop
+            )
+            for finished in done:
+                fut, batch = futures.pop(finished.key)
+                outcomes = _collect(fut, batch, logger)
+                transient += [
+                    s
+                    for s, o in zip(batch, outcomes, strict=True)
+                    if isinstance(o, Failure) and o.retryable
+                ]
+                yield [o for o in outcomes if not (isinstance(o, Failure) and o.retryable)]
+                if bar and bar_task is not None:
+                    bar.advance(bar_task, len(batch))
+                for nxt in _take(pending, 1):
+                    fut = runner.submit(
+                        analyze_batch, {"files": nxt, "min_seconds": settings.min_audio_seconds}
+                    )
+                    futures[fut.wrapped_future.key] = (fut, nxt)
+                    done.add(fut.wrapped_future)
+            if transient:
+                yield _retry_transient(runner, transient, settings, logger)
+
+
+def _collect(fut: Any, batch: list[FileStat], logger: Any) -> list[AnalysisOutcome]:
+    """A batch's outcomes; if the task itself failed, one retryable failure per file."""
+    try:
+        return list(fut.result())
+    except Exception as exc:  # a dead worker or a bug: record it, keep the run going
+        logger.error("batch of %d files failed: %r", len(batch), exc)
+        return [_batch_failure(s, exc) for s in batch]
+
+
+def _retry_transient(
+    runner: Any, files: list[FileStat], settings: Settings, logger: Any
+) -> list[AnalysisOutcome]:
+    logger.info("retrying %d file(s) that failed transiently", len(files))
+    task = retry_transient.with_options(retries=settings.transient_retries)
+    fut = runner.submit(task, {"files": files, "min_seconds": settings.min_audio_seconds})
+    try:
+        return list(fut.result())
+    except TransientFailures as exc:
+        return exc.outcomes
+    except Exception as exc:
+        return [_batch_failure(s, exc) for s in files]
+
+
+def _batch_failure(stat: FileStat, exc: BaseException) -> Failure:
+    from datetime import UTC, datetime
+
+    return Failure(
+        path=stat.path,
+        size=stat.size,
+        mtime_ns=stat.mtime_ns,
+        error_class="task_failed",
+        message=f"{type(exc).__name__}: {exc}",
+        retryable=True,
+        worker="",
+        failed_at=datetime.now(UTC),
+    )
+
+
+def _take(it: Iterator[list[FileStat]], n: int) -> list[list[FileStat]]:
+    out = []
+    for item in it:
+        out.append(item)
+        if len(out) == n:
+            break
+    return out
+
+
+def _report(summary: dict[str, Any]) -> None:
+    logger = get_run_logger()
+    hours = summary["audio_seconds"] / 3600
+    wall = summary["wall_seconds"]
+    rate = summary["analyzed"] / wall if wall else 0.0
+    logger.info(
+        "done: %d seen, %d new, %d changed, %d unchanged, %d moved, %d deleted; "
+        "%d analysed, %d failed; %.2f h of audio in %.1f s (%.2f tracks/s)",
+        summary["files_seen"],
+        summary["new"],
+        summary["changed"],
+        summary["unchanged"],
+        summary["moved"],
+        summary["deleted"],
+        summary["analyzed"],
+        summary["failed"],
+        hours,
+        wall,
+        rate,
+    )
+    rows = "\n".join(
+        f"| {k} | {v:.2f} |" if isinstance(v, float) else f"| {k} | {v} |"
+        for k, v in summary.items()
+    )
+    create_markdown_artifact(
+        key="analyze-library-summary",
+        markdown=f"# Library analysis\n\n| what | value |\n|---|---|\n{rows}\n\n"
+        f"Audio analysed: {hours:.2f} h; throughput {rate:.2f} tracks/s.\n",
+        description="Counts, audio hours, wall time and throughput of this run",
+    )

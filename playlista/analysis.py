@@ -1,0 +1,142 @@
+"""The per-file pipeline: fingerprint, tags, decode once, features; failures classified.
+
+Known errors end as a :class:`~playlista.records.Failure` for that file alone, as beets does
+per item; anything else is a bug and propagates.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import errno
+import logging
+import os
+import stat
+import time
+from datetime import UTC, datetime
+
+from playlista.audio.decode import decode
+from playlista.audio.features import extract_features
+from playlista.audio.tags import read_tags
+from playlista.errors import (
+    AnalysisError,
+    EmptyFileError,
+    FileVanishedError,
+    TransientIOError,
+    UnreadableFileError,
+)
+from playlista.records import AnalysisOutcome, Failure, FileStat, Tags, TrackResult
+from playlista.scan import fingerprint
+
+log = logging.getLogger(__name__)
+
+# Bump when a change to decoding or to the descriptors makes stored features stale:
+# tracks analysed under an older version are analysed again.
+ANALYZER_VERSION = 1
+
+# errno values that say "try again later", not "this file is broken".
+_TRANSIENT_ERRNOS = frozenset(
+    {
+        errno.EIO,
+        errno.EAGAIN,
+        errno.EINTR,
+        errno.ETIMEDOUT,
+        errno.ESTALE,
+        errno.EBUSY,
+        errno.ENOMEM,
+        errno.ENFILE,
+        errno.EMFILE,
+    }
+)
+
+
+def analyze_file(
+    path: str, *, worker: str, min_seconds: float = 1.0, stat: FileStat | None = None
+) -> AnalysisOutcome:
+    """Analyse one file; return a :class:`TrackResult`, or a :class:`Failure` saying why not.
+
+    ``stat`` is what discovery saw; a failure that happens before the file can be stat-ed
+    again is recorded with it, so that planning knows when the file has changed.
+    """
+    started = time.perf_counter()
+    size, mtime_ns = (stat.size, stat.mtime_ns) if stat else (None, None)
+    try:
+        size, mtime_ns = _stat_regular_file(path)
+        digest = fingerprint(path, size=size)
+        tags, tag_warnings = read_tags(path)
+        decoded = decode(path, min_seconds=min_seconds)
+        features = extract_features(y=decoded.samples, sr=decoded.sr)
+    except AnalysisError as exc:
+        return _failure(path, size, mtime_ns, exc, worker)
+    except OSError as exc:
+        return _failure(path, size, mtime_ns, classify_os_error(path, exc), worker)
+    tags = _fill_stream_info(
+        tags, sr=decoded.sr, channels=decoded.samples.shape[0], codec=decoded.codec
+    )
+    return TrackResult(
+        path=path,
+        size=size,
+        mtime_ns=mtime_ns,
+        fingerprint=digest,
+        tags=tags,
+        features=features,
+        decoder=decoded.decoder,
+        decoded_seconds=decoded.seconds,
+        analyzer_version=ANALYZER_VERSION,
+        worker=worker,
+        analyzed_at=datetime.now(UTC),
+        elapsed_s=time.perf_counter() - started,
+        warnings=tag_warnings + features.warnings,
+    )
+
+
+def classify_os_error(path: str, exc: OSError) -> AnalysisError:
+    """Turn an ``OSError`` met while reading ``path`` into the project's error for it."""
+    detail = exc.strerror or str(exc)
+    if isinstance(exc, FileNotFoundError):
+        if os.path.islink(path):
+            return UnreadableFileError(path, "symbolic link points to a missing file", cause=exc)
+        return FileVanishedError(path, "file disappeared before it could be read", cause=exc)
+    if isinstance(exc, PermissionError):
+        return UnreadableFileError(path, f"permission denied ({detail})", cause=exc)
+    if isinstance(exc, IsADirectoryError):
+        return UnreadableFileError(path, "is a folder, not a file", cause=exc)
+    if exc.errno in _TRANSIENT_ERRNOS:
+        return TransientIOError(path, f"read failed, may pass: {detail}", cause=exc)
+    return UnreadableFileError(path, f"cannot be read ({detail})", cause=exc)
+
+
+def _stat_regular_file(path: str) -> tuple[int, int]:
+    st = os.stat(path)
+    if stat.S_ISDIR(st.st_mode):
+        raise IsADirectoryError(errno.EISDIR, "Is a directory", path)
+    if not stat.S_ISREG(st.st_mode):
+        raise UnreadableFileError(path, "not a regular file")
+    if st.st_size == 0:
+        raise EmptyFileError(path, "file is empty (0 bytes)")
+    return st.st_size, st.st_mtime_ns
+
+
+def _failure(
+    path: str, size: int | None, mtime_ns: int | None, exc: AnalysisError, worker: str
+) -> Failure:
+    log.warning("%s failed: %s: %s", path, exc.error_class, exc.message)
+    return Failure(
+        path=path,
+        size=size,
+        mtime_ns=mtime_ns,
+        error_class=exc.error_class,
+        message=exc.message,
+        retryable=exc.retryable,
+        worker=worker,
+        failed_at=datetime.now(UTC),
+    )
+
+
+def _fill_stream_info(tags: Tags, *, sr: int, channels: int, codec: str | None) -> Tags:
+    """Stream fields mutagen could not give come from the decoder, which did read the file."""
+    return dataclasses.replace(
+        tags,
+        sample_rate=tags.sample_rate or sr,
+        channels=tags.channels or channels,
+        codec=tags.codec or codec,
+    )

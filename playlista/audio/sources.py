@@ -1,0 +1,44 @@
+"""Which library and algorithm computes each stored descriptor.
+
+Kept apart from :mod:`playlista.audio.features` so that the flow process can record it
+without importing the audio libraries.
+"""
+
+from __future__ import annotations
+
+N_MFCC = 13
+ROLL_PERCENT = 0.85
+BEAT_TOLERANCE = 0.05
+# degara runs ~4x faster than multifeature and matched it on every annotated corpus track;
+# multifeature's only extra is a confidence, which tempo() replaces with its own measure.
+TEMPO_METHOD = "degara"
+# bgate named all four annotated corpus keys and both synthetic triads (as did five others);
+# it is essentia's default and was fitted to popular and electronic music, which fits a library.
+KEY_PROFILE = "bgate"
+
+FEATURE_SOURCES: dict[str, str] = {
+    "bpm": f"essentia RhythmExtractor2013(method={TEMPO_METHOD})",
+    "bpm_confidence": (
+        f"share of essentia RhythmExtractor2013(method={TEMPO_METHOD}) beat intervals "
+        f"within {BEAT_TOLERANCE:.0%} of 60/bpm"
+    ),
+    **dict.fromkeys(
+        ("key", "mode", "key_strength"), f"essentia KeyExtractor(profileType={KEY_PROFILE})"
+    ),
+    "camelot": "playlista camelot() of the KeyExtractor key and mode",
+    "loudness_lufs": "essentia LoudnessEBUR128 integratedLoudness",
+    "loudness_range_lu": "essentia LoudnessEBUR128 loudnessRange",
+    "energy": "numpy RMS of the mono signal (linear, full scale = 1.0)",
+    "danceability": "essentia Danceability",
+    "spectral_centroid_hz": "librosa feature.spectral_centroid",
+    "spectral_rolloff_hz": f"librosa feature.spectral_rolloff(roll_percent={ROLL_PERCENT})",
+    "spectral_flatness": "librosa feature.spectral_flatness",
+    "spectral_bandwidth_hz": "librosa feature.spectral_bandwidth",
+    "zero_crossing_rate": "librosa feature.zero_crossing_rate",
+    "onset_rate": "essentia OnsetRate",
+    **dict.fromkeys(
+        ("mfcc_mean", "mfcc_std"),
+        f"librosa feature.mfcc(n_mfcc={N_MFCC}) of power_to_db(feature.melspectrogram)",
+    ),
+    "chroma_mean": "librosa feature.chroma_stft",
+}

@@ -1,0 +1,160 @@
+"""``playlista``: analyse a library, list failures, query the database."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+
+from playlista.errors import PlaylistaError
+
+# Prefect reads its settings at import: these defaults must be in place before that.
+_PREFECT_DEFAULTS = {
+    "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+    "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "120",
+    "PREFECT_LOGGING_EXTRA_LOGGERS": "playlista",
+    "PREFECT_LOGGING_TO_API_WHEN_MISSING_FLOW": "ignore",
+}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    for name, value in _PREFECT_DEFAULTS.items():
+        os.environ.setdefault(name, value)
+    try:
+        return int(args.run(args))
+    except PlaylistaError as exc:
+        print(f"playlista: {exc}", file=sys.stderr)
+        return 1
+
+
+def _parser() -> argparse.ArgumentParser:
+    from playlista.settings import Settings
+
+    defaults = Settings()
+    parser = argparse.ArgumentParser(
+        prog="playlista",
+        description="Analyse a local music library into DuckDB with Prefect and Dask.",
+    )
+    sub = parser.add_subparsers(required=True, metavar="COMMAND")
+
+    analyze = sub.add_parser("analyze", help="analyse new and changed files under ROOTs")
+    analyze.add_argument("roots", nargs="+", metavar="ROOT", help="folder of music")
+    analyze.add_argument("--db", default=str(defaults.db), help="DuckDB file (%(default)s)")
+    analyze.add_argument(
+        "--batch-size", type=int, default=defaults.batch_size, help="files per task (%(default)s)"
+    )
+    analyze.add_argument(
+        "--workers",
+        type=int,
+        default=defaults.workers,
+        help="local worker processes (default: one per core)",
+    )
+    analyze.add_argument(
+        "--dask-address",
+        default=defaults.dask_address,
+        help="scheduler of an existing Dask cluster (default: start one)",
+    )
+    analyze.add_argument(
+        "--full-rescan", action="store_true", help="analyse every file again, changed or not"
+    )
+    analyze.add_argument(
+        "--retry-failed",
+        action="store_true",
+        help="try again files that failed permanently and have not changed",
+    )
+    analyze.add_argument("--follow-symlinks", action="store_true", help="follow symbolic links")
+    analyze.add_argument("--verbose", action="store_true", help="show every log line")
+    analyze.set_defaults(run=_analyze)
+
+    failures = sub.add_parser("failures", help="list files that could not be analysed")
+    failures.add_argument("--db", default=str(defaults.db), help="DuckDB file (%(default)s)")
+    failures.set_defaults(run=_failures)
+
+    sql = sub.add_parser("sql", help="run one SQL query against the database, read-only")
+    sql.add_argument("query", help='e.g. "SELECT title, bpm FROM library LIMIT 5"')
+    sql.add_argument("--db", default=str(defaults.db), help="DuckDB file (%(default)s)")
+    sql.set_defaults(run=_sql)
+    return parser
+
+
+def _analyze(args: argparse.Namespace) -> int:
+    if not args.verbose:
+        # The progress bar says what the per-task log lines would; they still reach the API.
+        os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", "WARNING")
+    from flows.analyze_library import analyze_library
+
+    summary = analyze_library(
+        roots=args.roots,
+        db=args.db,
+        batch_size=args.batch_size,
+        workers=args.workers,
+        dask_address=args.dask_address,
+        full_rescan=args.full_rescan,
+        retry_failed=args.retry_failed,
+        follow_symlinks=args.follow_symlinks,
+        show_progress=True,
+    )
+    _print_summary(summary)
+    return 0
+
+
+def _print_summary(summary: dict[str, object]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"playlista: {summary['db']}", show_header=False)
+    for name in (
+        "files_seen",
+        "new",
+        "changed",
+        "unchanged",
+        "moved",
+        "deleted",
+        "retried",
+        "analyzed",
+        "failed",
+    ):
+        table.add_row(name.replace("_", " "), str(summary[name]))
+    audio = float(summary["audio_seconds"])  # type: ignore[arg-type]
+    wall = float(summary["wall_seconds"])  # type: ignore[arg-type]
+    table.add_row("audio analysed", f"{audio / 3600:.2f} h")
+    table.add_row("wall time", f"{wall:.1f} s")
+    table.add_row(
+        "throughput",
+        f"{int(summary['analyzed']) / wall:.2f} tracks/s"  # type: ignore[call-overload]
+        if wall
+        else "-",
+    )
+    Console().print(table)
+    if summary["failed"]:
+        print(f"see the failures with: playlista failures --db {summary['db']}")
+
+
+def _failures(args: argparse.Namespace) -> int:
+    from playlista.store import connect
+
+    con = connect(args.db, read_only=True)
+    rows = con.execute(
+        "SELECT error_class, path, message, retryable, attempts FROM failures "
+        "ORDER BY error_class, path"
+    ).fetchall()
+    for error_class, path, message, retryable, attempts in rows:
+        kind = "transient" if retryable else "permanent"
+        print(f"{error_class}\t{kind}\t{attempts}\t{path}\t{message}")
+    print(f"{len(rows)} failure(s)", file=sys.stderr)
+    return 0
+
+
+def _sql(args: argparse.Namespace) -> int:
+    from playlista.store import connect
+
+    con = connect(args.db, read_only=True)
+    print(con.sql(args.query))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,55 @@
+"""One settings object, read once at the edge (flow start, CLI) and passed down."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+AUDIO_EXTENSIONS: frozenset[str] = frozenset(
+    {
+        ".mp3",
+        ".flac",
+        ".ogg",
+        ".oga",
+        ".opus",
+        ".m4a",
+        ".mp4",
+        ".aac",
+        ".wav",
+        ".aif",
+        ".aiff",
+        ".wma",
+    }
+)
+
+
+class Settings(BaseSettings):
+    """playlista's defaults; every field can be set as ``PLAYLISTA_<NAME>`` in the environment."""
+
+    model_config = SettingsConfigDict(env_prefix="PLAYLISTA_", frozen=True)
+
+    db: Path = Field(Path("playlista.duckdb"), description="DuckDB file the results go to.")
+    batch_size: int = Field(
+        8, ge=1, description="Files per Prefect task; amortises the per-task overhead."
+    )
+    workers: int | None = Field(
+        None, ge=1, description="Worker processes of a local Dask cluster (default: one per core)."
+    )
+    max_in_flight: int | None = Field(
+        None, ge=1, description="Batches submitted and not yet collected (default: 2 per worker)."
+    )
+    dask_address: str | None = Field(
+        None, description="Scheduler of an existing Dask cluster; none starts a local one."
+    )
+    host: str = Field(
+        "127.0.0.1", description="Interface the local cluster and its dashboard listen on."
+    )
+    follow_symlinks: bool = Field(False, description="Follow symbolic links while discovering.")
+    min_audio_seconds: float = Field(
+        1.0, gt=0, description="Files decoding to less audio than this are recorded as failures."
+    )
+    transient_retries: int = Field(
+        3, ge=0, description="Extra tries, with backoff and jitter, for files failing transiently."
+    )

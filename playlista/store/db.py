@@ -1,0 +1,265 @@
+"""The one place that opens playlista's DuckDB file and writes to it.
+
+The flow process is the only writer: it opens the file once per run, and every batch of
+results goes in with one transaction of Arrow inserts.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Iterable, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import duckdb
+
+from playlista.audio.sources import FEATURE_SOURCES
+from playlista.errors import DatabaseBusyError
+from playlista.records import AnalysisOutcome, Failure, FileStat, TrackResult
+from playlista.store import arrow
+from playlista.store.migrations import migrate
+from playlista.store.plan import Plan, make_plan
+
+log = logging.getLogger(__name__)
+
+_TRACK_TABLES = ("files", "track_tags", "track_features", "failures")
+
+
+def connect(path: str | os.PathLike[str], *, read_only: bool = False) -> duckdb.DuckDBPyConnection:
+    """Open the database file, raising :class:`DatabaseBusyError` if another process holds it."""
+    try:
+        return duckdb.connect(os.fspath(path), read_only=read_only)
+    except duckdb.IOException as exc:
+        if "lock" in str(exc).lower():
+            raise DatabaseBusyError(os.fspath(path), exc) from exc
+        raise
+
+
+class Store:
+    """playlista's database: schema, planning, batch upserts and run bookkeeping."""
+
+    def __init__(self, con: duckdb.DuckDBPyConnection, path: str) -> None:
+        self.con = con
+        self.path = path
+
+    @classmethod
+    def open(cls, path: str | os.PathLike[str]) -> Store:
+        """Open (creating if needed) and migrate the database at ``path``."""
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        store = cls(connect(path), os.fspath(path))
+        migrate(store.con)
+        store._record_feature_sources()
+        return store
+
+    def close(self) -> None:
+        self.con.close()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- planning ---------------------------------------------------------------------
+
+    def plan(
+        self,
+        scan: Iterable[FileStat],
+        *,
+        roots: Sequence[str],
+        analyzer_version: int,
+        full_rescan: bool = False,
+        retry_failed: bool = False,
+    ) -> Plan:
+        return make_plan(
+            self.con,
+            scan,
+            roots=roots,
+            analyzer_version=analyzer_version,
+            full_rescan=full_rescan,
+            retry_failed=retry_failed,
+        )
+
+    def apply_plan(self, plan: Plan) -> None:
+        """Carry moved rows to their new paths, mark gone files deleted, restore returners."""
+        now = datetime.now(UTC)
+        with self._transaction():
+            for old, new in plan.moves:
+                for table in _TRACK_TABLES:  # a stale row at the new path gives way
+                    self.con.execute(f"DELETE FROM {table} WHERE path = ?", [new.path])
+                for table in _TRACK_TABLES:
+                    self.con.execute(f"UPDATE {table} SET path = ? WHERE path = ?", [new.path, old])
+                self.con.execute(
+                    "UPDATE files SET size = ?, mtime_ns = ?, moved_from = ?, updated_at = ? "
+                    "WHERE path = ?",
+                    [new.size, new.mtime_ns, old, now, new.path],
+                )
+            if plan.deleted:
+                self._update_paths(
+                    "UPDATE files SET status = 'deleted', deleted_at = $now, updated_at = $now "
+                    "WHERE path IN (SELECT path FROM paths)",
+                    plan.deleted,
+                    now,
+                )
+            if plan.restored:
+                self._update_paths(
+                    "UPDATE files SET status = 'present', deleted_at = NULL, updated_at = $now "
+                    "WHERE path IN (SELECT path FROM paths)",
+                    plan.restored,
+                    now,
+                )
+
+    # -- results ----------------------------------------------------------------------
+
+    def write_outcomes(self, outcomes: Iterable[AnalysisOutcome]) -> tuple[int, int]:
+        """Upsert one batch in one transaction; return (analysed, failed) counts."""
+        unique = arrow.dedupe_by_path(outcomes)
+        results = [o for o in unique if isinstance(o, TrackResult)]
+        failures = [o for o in unique if isinstance(o, Failure)]
+        now = datetime.now(UTC)
+        with self._transaction():
+            if results:
+                self._upsert_files(
+                    arrow.files_table(results, [r.fingerprint for r in results]), now
+                )
+                self._replace("track_tags", arrow.tags_table(results))
+                self._replace("track_features", arrow.features_table(results))
+                self._delete_paths("failures", [r.path for r in results])
+            if failures:
+                self._record_failures(failures, now)
+        return len(results), len(failures)
+
+    def _record_failures(self, failures: list[Failure], now: datetime) -> None:
+        known = [f for f in failures if f.size is not None and f.mtime_ns is not None]
+        if known:
+            self._upsert_files(arrow.files_table(known, [None] * len(known)), now)
+        paths = [f.path for f in failures]
+        self._delete_paths("track_tags", paths)  # a stored analysis of the old content is stale
+        self._delete_paths("track_features", paths)
+        self.con.register("batch", arrow.failures_table(failures))
+        try:
+            self.con.execute("""
+                INSERT INTO failures
+                SELECT path, size, mtime_ns, error_class, message, retryable, 1, worker,
+                       failed_at, failed_at FROM batch
+                ON CONFLICT (path) DO UPDATE SET
+                    size = excluded.size, mtime_ns = excluded.mtime_ns,
+                    error_class = excluded.error_class, message = excluded.message,
+                    retryable = excluded.retryable, attempts = failures.attempts + 1,
+                    worker = excluded.worker, last_failed_at = excluded.last_failed_at
+            """)
+        finally:
+            self.con.unregister("batch")
+
+    def _upsert_files(self, table: Any, now: datetime) -> None:
+        self.con.register("batch", table)
+        try:
+            self.con.execute(
+                """
+                INSERT INTO files
+                SELECT path, size, mtime_ns, fingerprint, 'present', $now, $now, NULL, NULL
+                FROM batch
+                ON CONFLICT (path) DO UPDATE SET
+                    size = excluded.size, mtime_ns = excluded.mtime_ns,
+                    fingerprint = excluded.fingerprint, status = 'present',
+                    updated_at = excluded.updated_at, deleted_at = NULL
+            """,
+                {"now": now},
+            )
+        finally:
+            self.con.unregister("batch")
+
+    def _replace(self, table: str, rows: Any) -> None:
+        self.con.register("batch", rows)
+        try:
+            self.con.execute(f"INSERT OR REPLACE INTO {table} BY NAME SELECT * FROM batch")
+        finally:
+            self.con.unregister("batch")
+
+    def _delete_paths(self, table: str, paths: list[str]) -> None:
+        self._update_paths(
+            f"DELETE FROM {table} WHERE path IN (SELECT path FROM paths)", paths, None
+        )
+
+    def _update_paths(self, sql: str, paths: Sequence[str], now: datetime | None) -> None:
+        self.con.register("paths", arrow.paths_table(paths))
+        try:
+            self.con.execute(sql, {"now": now} if now is not None else None)
+        finally:
+            self.con.unregister("paths")
+
+    # -- runs -------------------------------------------------------------------------
+
+    def start_run(
+        self, run_id: str, *, flow_run_id: str | None, roots: Sequence[str], full_rescan: bool
+    ) -> None:
+        self.con.execute(
+            "INSERT INTO runs (run_id, flow_run_id, roots, full_rescan, status, started_at) "
+            "VALUES (?, ?, ?, ?, 'running', ?)",
+            [run_id, flow_run_id, list(roots), full_rescan, datetime.now(UTC)],
+        )
+
+    def finish_run(self, run_id: str, *, status: str, counts: dict[str, float]) -> None:
+        columns = (
+            "files_seen",
+            "new",
+            "changed",
+            "unchanged",
+            "moved",
+            "deleted",
+            "retried",
+            "analyzed",
+            "failed",
+            "audio_seconds",
+            "wall_seconds",
+        )
+        sets = ", ".join(f"{c} = ${c}" for c in columns)
+        params: dict[str, Any] = {c: counts.get(c, 0) for c in columns}
+        self.con.execute(
+            f"UPDATE runs SET status = $status, finished_at = $now, {sets} WHERE run_id = $run_id",
+            {**params, "status": status, "now": datetime.now(UTC), "run_id": run_id},
+        )
+
+    def audio_seconds(self, paths: Iterable[str]) -> float:
+        self.con.register("paths", arrow.paths_table(paths))
+        try:
+            row = self.con.execute(
+                "SELECT coalesce(sum(duration_s), 0) FROM track_features "
+                "WHERE path IN (SELECT path FROM paths)"
+            ).fetchone()
+        finally:
+            self.con.unregister("paths")
+        return float(row[0]) if row else 0.0
+
+    def failures(self) -> list[tuple[Any, ...]]:
+        return self.con.execute(
+            "SELECT path, error_class, message, retryable, attempts, last_failed_at "
+            "FROM failures ORDER BY error_class, path"
+        ).fetchall()
+
+    # -- helpers ----------------------------------------------------------------------
+
+    def _record_feature_sources(self) -> None:
+        rows = sorted(FEATURE_SOURCES.items())
+        with self._transaction():
+            self.con.executemany(
+                "INSERT INTO feature_sources VALUES (?, ?) ON CONFLICT (feature) DO UPDATE "
+                "SET source = excluded.source WHERE feature_sources.source <> excluded.source",
+                rows,
+            )
+
+    def _transaction(self) -> _Transaction:
+        return _Transaction(self.con)
+
+
+class _Transaction:
+    def __init__(self, con: duckdb.DuckDBPyConnection) -> None:
+        self.con = con
+
+    def __enter__(self) -> None:
+        self.con.execute("BEGIN TRANSACTION")
+
+    def __exit__(self, exc_type: object, *exc: object) -> None:
+        self.con.execute("ROLLBACK" if exc_type else "COMMIT")

@@ -1,0 +1,169 @@
+"""The schema, as an ordered list of named migrations.
+
+Each step runs in the same transaction as the row that records it in ``migrations``, so a
+database is always at a step boundary. Steps are never edited once released: a change is a
+new step at the end.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime
+
+import duckdb
+
+log = logging.getLogger(__name__)
+
+_INITIAL = """
+CREATE TABLE files (
+    path          VARCHAR PRIMARY KEY,
+    size          BIGINT NOT NULL,
+    mtime_ns      BIGINT NOT NULL,
+    fingerprint   VARCHAR,
+    status        VARCHAR NOT NULL CHECK (status IN ('present', 'deleted')),
+    first_seen_at TIMESTAMPTZ NOT NULL,
+    updated_at    TIMESTAMPTZ NOT NULL,
+    deleted_at    TIMESTAMPTZ,
+    moved_from    VARCHAR
+);
+
+CREATE TABLE track_tags (
+    path                     VARCHAR PRIMARY KEY,
+    title                    VARCHAR,
+    artist                   VARCHAR,
+    album                    VARCHAR,
+    albumartist              VARCHAR,
+    genre                    VARCHAR,
+    year                     INTEGER,
+    track_no                 INTEGER,
+    track_total              INTEGER,
+    disc_no                  INTEGER,
+    disc_total               INTEGER,
+    musicbrainz_trackid      VARCHAR,
+    musicbrainz_albumid      VARCHAR,
+    musicbrainz_artistid     VARCHAR,
+    replaygain_track_gain_db DOUBLE,
+    replaygain_track_peak    DOUBLE,
+    replaygain_album_gain_db DOUBLE,
+    replaygain_album_peak    DOUBLE,
+    codec                    VARCHAR,
+    bitrate                  INTEGER,
+    sample_rate              INTEGER,
+    channels                 INTEGER,
+    stream_duration_s        DOUBLE,
+    analyzed_at              TIMESTAMPTZ NOT NULL
+);
+
+CREATE TABLE track_features (
+    path                  VARCHAR PRIMARY KEY,
+    duration_s            DOUBLE NOT NULL,
+    decoder               VARCHAR NOT NULL,
+    bpm                   DOUBLE,
+    bpm_confidence        DOUBLE,
+    "key"                 VARCHAR,
+    mode                  VARCHAR CHECK (mode IN ('major', 'minor')),
+    key_strength          DOUBLE,
+    camelot               VARCHAR,
+    loudness_lufs         DOUBLE,
+    loudness_range_lu     DOUBLE,
+    energy                DOUBLE,
+    danceability          DOUBLE,
+    spectral_centroid_hz  DOUBLE,
+    spectral_rolloff_hz   DOUBLE,
+    spectral_flatness     DOUBLE,
+    spectral_bandwidth_hz DOUBLE,
+    zero_crossing_rate    DOUBLE,
+    onset_rate            DOUBLE,
+    mfcc_mean             FLOAT[13],
+    mfcc_std              FLOAT[13],
+    chroma_mean           FLOAT[12],
+    warnings              VARCHAR[],
+    analyzer_version      INTEGER NOT NULL,
+    worker                VARCHAR NOT NULL,
+    elapsed_s             DOUBLE NOT NULL,
+    analyzed_at           TIMESTAMPTZ NOT NULL
+);
+
+CREATE TABLE failures (
+    path            VARCHAR PRIMARY KEY,
+    size            BIGINT,
+    mtime_ns        BIGINT,
+    error_class     VARCHAR NOT NULL,
+    message         VARCHAR NOT NULL,
+    retryable       BOOLEAN NOT NULL,
+    attempts        INTEGER NOT NULL,
+    worker          VARCHAR,
+    first_failed_at TIMESTAMPTZ NOT NULL,
+    last_failed_at  TIMESTAMPTZ NOT NULL
+);
+
+CREATE TABLE runs (
+    run_id        VARCHAR PRIMARY KEY,
+    flow_run_id   VARCHAR,
+    roots         VARCHAR[] NOT NULL,
+    full_rescan   BOOLEAN NOT NULL,
+    status        VARCHAR NOT NULL,
+    started_at    TIMESTAMPTZ NOT NULL,
+    finished_at   TIMESTAMPTZ,
+    files_seen    BIGINT,
+    new           BIGINT,
+    changed       BIGINT,
+    unchanged     BIGINT,
+    moved         BIGINT,
+    deleted       BIGINT,
+    retried       BIGINT,
+    analyzed      BIGINT,
+    failed        BIGINT,
+    audio_seconds DOUBLE,
+    wall_seconds  DOUBLE
+);
+
+CREATE TABLE feature_sources (
+    feature VARCHAR PRIMARY KEY,
+    source  VARCHAR NOT NULL
+);
+
+CREATE VIEW library AS
+SELECT
+    f.path, t.title, t.artist, t.album, t.albumartist, t.genre, t.year, t.track_no,
+    t.track_total, t.disc_no, t.disc_total, x.duration_s, t.codec, t.bitrate, t.sample_rate,
+    t.channels, x.bpm, x.bpm_confidence, x."key", x.mode, x.key_strength, x.camelot,
+    x.loudness_lufs, x.loudness_range_lu, x.energy, x.danceability, x.spectral_centroid_hz,
+    x.spectral_rolloff_hz, x.spectral_flatness, x.spectral_bandwidth_hz, x.zero_crossing_rate,
+    x.onset_rate, x.mfcc_mean, x.mfcc_std, x.chroma_mean, t.musicbrainz_trackid,
+    t.musicbrainz_albumid, t.musicbrainz_artistid, t.replaygain_track_gain_db,
+    t.replaygain_track_peak, t.replaygain_album_gain_db, t.replaygain_album_peak,
+    f.size, f.mtime_ns, x.decoder, x.worker, x.warnings, x.analyzer_version, x.analyzed_at
+FROM files AS f
+JOIN track_features AS x USING (path)
+LEFT JOIN track_tags AS t USING (path)
+WHERE f.status = 'present';
+"""
+
+MIGRATIONS: list[tuple[str, str]] = [
+    ("0001_initial", _INITIAL),
+]
+
+
+def migrate(con: duckdb.DuckDBPyConnection) -> list[str]:
+    """Apply the migrations this database lacks, in order; return the names applied."""
+    con.execute(
+        "CREATE TABLE IF NOT EXISTS migrations (name VARCHAR PRIMARY KEY, "
+        "applied_at TIMESTAMPTZ NOT NULL)"
+    )
+    done = {name for (name,) in con.execute("SELECT name FROM migrations").fetchall()}
+    applied = []
+    for name, sql in MIGRATIONS:
+        if name in done:
+            continue
+        con.execute("BEGIN TRANSACTION")
+        try:
+            con.execute(sql)
+            con.execute("INSERT INTO migrations VALUES (?, ?)", [name, datetime.now(UTC)])
+            con.execute("COMMIT")
+        except BaseException:
+            con.execute("ROLLBACK")
+            raise
+        log.info("applied migration %s", name)
+        applied.append(name)
+    return applied

@@ -1,0 +1,141 @@
+"""Load the audio libraries once per Dask worker process, and reach them from tasks.
+
+:class:`AudioLibraries` is a ``distributed.WorkerPlugin``: registered on a client (or given to
+``dask worker --preload playlista.preload``), its ``setup`` imports essentia (before anything
+that may import TensorFlow: essentia's wheels bundle their own and the process dies if the
+order is reversed), librosa, mutagen, soundfile and soxr, runs the whole feature extraction
+once on a synthetic signal so that numba's JIT and essentia's algorithm set-up are paid
+there and not on the first file, and records the libraries' versions.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib.metadata
+import logging
+import os
+import socket
+import time
+from typing import Any
+
+from distributed import WorkerPlugin, get_worker
+
+from playlista.errors import WorkerSetupError
+
+log = logging.getLogger(__name__)
+
+PLUGIN_NAME = "playlista-audio"
+
+
+class AudioLibraries(WorkerPlugin):
+    """Imports and warms essentia, librosa, mutagen and numpy once per worker process."""
+
+    name = PLUGIN_NAME
+    idempotent = True
+
+    def __init__(self) -> None:
+        self.ready = False
+        self.versions: dict[str, str] = {}
+        self.pid: int | None = None
+        self.load_seconds: float | None = None
+        self.warmup_seconds: float | None = None
+        self.worker_name = "local"
+
+    async def setup(self, worker: Any) -> None:
+        self.worker_name = f"{socket.gethostname()}:{os.getpid()}"
+        # The imports and the warm-up take seconds: keep the worker's event loop (and its
+        # heartbeats to the scheduler) running meanwhile.
+        await asyncio.get_running_loop().run_in_executor(None, self.load)
+
+    def load(self) -> None:
+        """Import and warm the libraries in this process; safe to call again."""
+        if self.ready:
+            return
+        started = time.perf_counter()
+        import essentia  # first: see the module docstring
+
+        essentia.log.infoActive = False
+        essentia.log.warningActive = False
+        import essentia.standard
+        import librosa  # noqa: F401
+        import mutagen  # noqa: F401
+        import numpy  # noqa: F401
+        import soundfile
+        import soxr  # noqa: F401
+
+        from playlista.audio import features
+
+        self.warmup_seconds = features.warm_up()
+        self.versions = {
+            name: importlib.metadata.version(name)
+            for name in ("essentia", "librosa", "mutagen", "numpy", "soundfile", "soxr")
+        }
+        self.versions["libsndfile"] = soundfile.__libsndfile_version__
+        self.pid = os.getpid()
+        self.load_seconds = time.perf_counter() - started
+        self.ready = True
+        log.info(
+            "audio libraries loaded in %.1f s (warm-up %.1f s) on pid %d: %s",
+            self.load_seconds,
+            self.warmup_seconds,
+            self.pid,
+            self.versions,
+        )
+
+    def status(self) -> dict[str, Any]:
+        """What a test or a person may ask of a worker: is it loaded, what, and how fast."""
+        import sys
+
+        return {
+            "ready": self.ready,
+            "pid": self.pid,
+            "worker": self.worker_name,
+            "versions": dict(self.versions),
+            "load_seconds": self.load_seconds,
+            "warmup_seconds": self.warmup_seconds,
+            "modules": sorted(
+                m
+                for m in (
+                    "essentia",
+                    "essentia.standard",
+                    "librosa",
+                    "mutagen",
+                    "numpy",
+                    "soundfile",
+                    "soxr",
+                )
+                if m in sys.modules
+            ),
+        }
+
+
+def audio_libraries() -> AudioLibraries:
+    """The plugin of the worker this task runs on.
+
+    Raises
+    ------
+    WorkerSetupError
+        Not on a Dask worker, or the worker was started without the plugin.
+    """
+    try:
+        worker = get_worker()
+    except ValueError as exc:
+        raise WorkerSetupError(
+            "playlista's analysis tasks run on Dask workers; this is not one"
+        ) from exc
+    plugin = worker.plugins.get(PLUGIN_NAME)
+    if not isinstance(plugin, AudioLibraries) or not plugin.ready:
+        raise WorkerSetupError(
+            f"worker {worker.address} has no loaded {PLUGIN_NAME!r} plugin: register it with "
+            "client.register_plugin(playlista.worker.AudioLibraries()) or start the worker "
+            "with `dask worker SCHEDULER --preload playlista.preload`"
+        )
+    return plugin
+
+
+def worker_status() -> dict[str, Any]:
+    """Run on a worker (``client.run(worker_status)``): the plugin's status, or why not."""
+    plugin = get_worker().plugins.get(PLUGIN_NAME)
+    if not isinstance(plugin, AudioLibraries):
+        return {"ready": False, "pid": os.getpid()}
+    return plugin.status()

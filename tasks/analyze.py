@@ -1,0 +1,59 @@
+"""Prefect tasks that analyse batches of files on Dask workers."""
+
+from __future__ import annotations
+
+from prefect import task
+from prefect.cache_policies import NO_CACHE
+from prefect.tasks import exponential_backoff
+
+from playlista.analysis import analyze_file
+from playlista.errors import PlaylistaError
+from playlista.records import AnalysisOutcome, Failure, FileStat
+from playlista.worker import audio_libraries
+
+
+class TransientFailures(PlaylistaError):
+    """Some files of a retry batch failed transiently again; carries every outcome."""
+
+    def __init__(self, outcomes: list[AnalysisOutcome]) -> None:
+        failing = [o.path for o in outcomes if isinstance(o, Failure) and o.retryable]
+        super().__init__(f"{len(failing)} file(s) still failing transiently: {failing[:3]}")
+        self.outcomes = outcomes
+
+
+def _analyze(files: list[FileStat], min_seconds: float) -> list[AnalysisOutcome]:
+    worker = audio_libraries().worker_name
+    return [analyze_file(f.path, worker=worker, min_seconds=min_seconds, stat=f) for f in files]
+
+
+@task(name="analyze-batch", cache_policy=NO_CACHE, persist_result=False)
+def analyze_batch(files: list[FileStat], min_seconds: float = 1.0) -> list[AnalysisOutcome]:
+    """Analyse a batch; each file's failure is returned as a record, never raised."""
+    return _analyze(files, min_seconds)
+
+
+def _still_transient(task: object, task_run: object, state: object) -> bool:
+    try:
+        state.result()  # type: ignore[attr-defined]
+    except TransientFailures:
+        return True
+    except Exception:
+        return False
+    return False
+
+
+@task(
+    name="retry-transient",
+    cache_policy=NO_CACHE,
+    persist_result=False,
+    retries=3,
+    retry_delay_seconds=exponential_backoff(backoff_factor=2),
+    retry_jitter_factor=0.5,
+    retry_condition_fn=_still_transient,
+)
+def retry_transient(files: list[FileStat], min_seconds: float = 1.0) -> list[AnalysisOutcome]:
+    """Analyse files that failed transiently; raise, and so be retried, while any still does."""
+    outcomes = _analyze(files, min_seconds)
+    if any(isinstance(o, Failure) and o.retryable for o in outcomes):
+        raise TransientFailures(outcomes)
+    return outcomes

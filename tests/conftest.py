@@ -1,0 +1,86 @@
+"""Shared fixtures: the read-only corpus, a real Prefect API, and an analysed library."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import stat
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+# Set before Prefect is imported anywhere: a private Prefect home, no analytics, and
+# enough time for the temporary server to start on a slow machine.
+os.environ.setdefault("PREFECT_HOME", str(Path(__file__).parent.parent / ".pytest_prefect"))
+os.environ["PREFECT_SERVER_ANALYTICS_ENABLED"] = "false"
+os.environ["PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS"] = "120"
+os.environ["PREFECT_LOGGING_EXTRA_LOGGERS"] = "playlista"
+os.environ["PREFECT_LOGGING_TO_API_WHEN_MISSING_FLOW"] = "ignore"
+
+CORPUS = Path(
+    os.environ.get("PLAYLISTA_CORPUS", Path(__file__).resolve().parents[2] / "shared" / "corpus")
+)
+
+
+@pytest.fixture(scope="session")
+def corpus() -> Path:
+    if not (CORPUS / "manifest.json").is_file():
+        pytest.fail(f"corpus not found at {CORPUS}; set PLAYLISTA_CORPUS")
+    return CORPUS
+
+
+@pytest.fixture(scope="session")
+def manifest(corpus: Path) -> dict[str, dict[str, Any]]:
+    """The corpus manifest, keyed by path relative to the corpus."""
+    return {e["file"]: e for e in json.loads((corpus / "manifest.json").read_text())}
+
+
+@pytest.fixture(scope="session")
+def prefect_api() -> Iterator[None]:
+    """A real Prefect API: a temporary server with its own database, for the whole session."""
+    from prefect.testing.utilities import prefect_test_harness
+
+    with prefect_test_harness(server_startup_timeout=120):
+        yield
+
+
+def copy_corpus(corpus: Path, dest: Path, parts: list[str]) -> Path:
+    """Copy corpus files or folders (relative paths) to ``dest``, writable, keeping the layout."""
+    for part in parts:
+        src = corpus / part
+        target = dest / part
+        if src.is_dir():
+            shutil.copytree(src, target)
+        else:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(src, target)
+    for root, dirs, files in os.walk(dest):
+        for name in dirs + files:
+            p = os.path.join(root, name)
+            os.chmod(p, os.stat(p).st_mode | stat.S_IWUSR)
+    return dest
+
+
+@pytest.fixture(scope="session")
+def analysed_corpus(
+    corpus: Path, prefect_api: None, tmp_path_factory: pytest.TempPathFactory
+) -> dict[str, Any]:
+    """The whole corpus (good, damaged, bad) analysed once by the real flow on 2 processes."""
+    from flows.analyze_library import analyze_library
+
+    library = copy_corpus(corpus, tmp_path_factory.mktemp("library"), ["good", "damaged", "bad"])
+    db = tmp_path_factory.mktemp("db") / "playlista.duckdb"
+    state = analyze_library(
+        roots=[str(library)], db=str(db), workers=2, batch_size=4, return_state=True
+    )
+    assert state.is_completed(), state
+    summary = state.result()
+    return {
+        "library": library,
+        "db": db,
+        "summary": summary,
+        "flow_run_id": state.state_details.flow_run_id,
+    }

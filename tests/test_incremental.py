@@ -1,0 +1,110 @@
+"""Incremental runs: unchanged, touched, renamed and deleted files, on the real flow."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pytest
+
+from flows.analyze_library import analyze_library
+from tests.conftest import copy_corpus
+
+pytestmark = pytest.mark.slow
+
+FILES = [
+    "good/rendered/bach_bwv351.flac",
+    "good/samples/loop_amen_full.flac",
+    "good/rendered/mozart_k545.flac",
+]
+TABLES = ("files", "track_tags", "track_features", "failures")
+
+
+def snapshot(db: Path) -> dict[str, list[tuple[Any, ...]]]:
+    with duckdb.connect(str(db), read_only=True) as con:
+        return {t: con.execute(f"SELECT * FROM {t} ORDER BY path").fetchall() for t in TABLES}
+
+
+def analysed_at(db: Path) -> dict[str, Any]:
+    with duckdb.connect(str(db), read_only=True) as con:
+        return dict(con.execute("SELECT path, analyzed_at FROM track_features").fetchall())
+
+
+@pytest.fixture
+def library(corpus: Path, prefect_api: None, tmp_path: Path) -> tuple[Path, Path, dict]:
+    lib = copy_corpus(corpus, tmp_path / "music", FILES)
+    db = tmp_path / "playlista.duckdb"
+    first = analyze_library(roots=[str(lib)], db=str(db), workers=2, batch_size=1)
+    assert (first["new"], first["analyzed"], first["failed"]) == (3, 3, 0)
+    return lib, db, first
+
+
+def run(lib: Path, db: Path) -> dict[str, Any]:
+    return analyze_library(roots=[str(lib)], db=str(db), workers=2, batch_size=1)
+
+
+def test_second_run_on_unchanged_library_analyses_nothing_and_changes_no_row(library):
+    lib, db, _ = library
+    before = snapshot(db)
+    summary = run(lib, db)
+    assert (summary["unchanged"], summary["analyzed"], summary["new"]) == (3, 0, 0)
+    assert snapshot(db) == before
+
+
+def test_touching_one_file_reanalyses_only_it(library):
+    lib, db, _ = library
+    before = analysed_at(db)
+    touched = lib / FILES[0]
+    st = touched.stat()
+    os.utime(touched, ns=(st.st_atime_ns, st.st_mtime_ns + 5_000_000_000))
+    summary = run(lib, db)
+    assert (summary["changed"], summary["unchanged"], summary["analyzed"]) == (1, 2, 1)
+    after = analysed_at(db)
+    assert after[str(touched)] > before[str(touched)]
+    assert {p: t for p, t in after.items() if p != str(touched)} == {
+        p: t for p, t in before.items() if p != str(touched)
+    }
+
+
+def test_renaming_one_file_moves_its_row_without_reanalysis(library):
+    lib, db, _ = library
+    before = analysed_at(db)
+    old = lib / FILES[1]
+    new = lib / "good" / "renamed" / "amen.flac"
+    new.parent.mkdir()
+    old.rename(new)
+    summary = run(lib, db)
+    assert (summary["moved"], summary["new"], summary["deleted"], summary["analyzed"]) == (
+        1,
+        0,
+        0,
+        0,
+    )
+    after = analysed_at(db)
+    assert str(old) not in after
+    assert after[str(new)] == before[str(old)]
+    with duckdb.connect(str(db), read_only=True) as con:
+        assert con.execute(
+            "SELECT moved_from, status FROM files WHERE path = ?", [str(new)]
+        ).fetchone() == (str(old), "present")
+        assert con.execute("SELECT count(*) FROM library").fetchone() == (3,)
+
+
+def test_deleting_one_file_marks_it_deleted_and_keeps_the_row(library):
+    lib, db, _ = library
+    gone = lib / FILES[2]
+    gone.unlink()
+    summary = run(lib, db)
+    assert (summary["deleted"], summary["unchanged"], summary["analyzed"]) == (1, 2, 0)
+    with duckdb.connect(str(db), read_only=True) as con:
+        status, deleted_at = con.execute(
+            "SELECT status, deleted_at FROM files WHERE path = ?", [str(gone)]
+        ).fetchone()
+        assert status == "deleted" and deleted_at is not None
+        assert con.execute(
+            "SELECT count(*) FROM track_features WHERE path = ?", [str(gone)]
+        ).fetchone() == (1,)
+        paths = {p for (p,) in con.execute("SELECT path FROM library").fetchall()}
+    assert str(gone) not in paths and len(paths) == 2
