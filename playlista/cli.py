@@ -85,7 +85,9 @@ def _analyze(args: argparse.Namespace) -> int:
         # The progress bar says what the per-task log lines would; they still reach the API.
         os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", "WARNING")
     from flows.analyze_library import analyze_library
+    from playlista.store import connect
 
+    connect(args.db).close()  # a busy file is refused here, before any cluster starts
     summary = analyze_library(
         roots=args.roots,
         db=args.db,

@@ -133,9 +133,9 @@ def audio_libraries() -> AudioLibraries:
     return plugin
 
 
-def worker_status() -> dict[str, Any]:
-    """Run on a worker (``client.run(worker_status)``): the plugin's status, or why not."""
-    plugin = get_worker().plugins.get(PLUGIN_NAME)
+def worker_status(dask_worker: Any = None) -> dict[str, Any]:
+    """Run on each worker with ``client.run(worker_status)``: the plugin's status."""
+    plugin = (dask_worker or get_worker()).plugins.get(PLUGIN_NAME)
     if not isinstance(plugin, AudioLibraries):
         return {"ready": False, "pid": os.getpid()}
     return plugin.status()

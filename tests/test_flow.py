@@ -1,4 +1,4 @@
-"""The analyze-library flow end to end: real corpus, real LocalCluster processes, real Prefect API."""
+"""The analyze-library flow end to end: real corpus, LocalCluster processes, Prefect API."""
 
 from __future__ import annotations
 
@@ -101,7 +101,7 @@ def test_tags_and_stream_info_are_stored(analysed_corpus, manifest):
         "WHERE path LIKE '%/good/formats/%' ORDER BY path",
     )
     assert len(formats) == 6
-    for path, title, artist, album, genre, year, track_no, codec, sr, channels, dur in formats:
+    for path, title, artist, album, genre, year, track_no, _codec, sr, channels, dur in formats:
         assert (title, artist, genre, year, track_no) == (
             "War of freedom",
             "Sectoid",
