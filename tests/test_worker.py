@@ -82,7 +82,7 @@ def test_task_on_a_worker_without_the_plugin_gets_an_actionable_error():
         ) as cluster,
         Client(cluster) as bare,
     ):
-        with pytest.raises(WorkerSetupError, match="--preload playlista.preload"):
+        with pytest.raises(WorkerSetupError, match=r"--preload playlista\.preload"):
             bare.submit(audio_libraries, pure=False).result()
         # and the worker did not import the audio libraries by itself
         assert bare.run(lambda: "essentia" in sys.modules) == dict.fromkeys(
