@@ -107,18 +107,10 @@ def _print_summary(summary: dict[str, object]) -> None:
     from rich.console import Console
     from rich.table import Table
 
+    from playlista.store.db import RUN_COUNTERS
+
     table = Table(title=f"playlista: {summary['db']}", show_header=False)
-    for name in (
-        "files_seen",
-        "new",
-        "changed",
-        "unchanged",
-        "moved",
-        "deleted",
-        "retried",
-        "analyzed",
-        "failed",
-    ):
+    for name in RUN_COUNTERS:
         table.add_row(name.replace("_", " "), str(summary[name]))
     audio = float(summary["audio_seconds"])  # type: ignore[arg-type]
     wall = float(summary["wall_seconds"])  # type: ignore[arg-type]

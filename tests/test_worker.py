@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import pytest
 from distributed import Client, LocalCluster
@@ -16,11 +18,11 @@ pytestmark = pytest.mark.slow
 REQUIRED = {"essentia", "essentia.standard", "librosa", "mutagen", "numpy", "soundfile", "soxr"}
 
 
-@pytest.fixture(scope="module")
-def client():
+@contextmanager
+def local_client(workers: int) -> Iterator[Client]:
     with (
         LocalCluster(
-            n_workers=2,
+            n_workers=workers,
             threads_per_worker=1,
             processes=True,
             host="127.0.0.1",
@@ -28,6 +30,12 @@ def client():
         ) as cluster,
         Client(cluster) as client,
     ):
+        yield client
+
+
+@pytest.fixture(scope="module")
+def client() -> Iterator[Client]:
+    with local_client(2) as client:
         yield client
 
 
@@ -72,16 +80,7 @@ def test_warm_worker_analyses_without_paying_the_warm_up(client, corpus):
 
 
 def test_task_on_a_worker_without_the_plugin_gets_an_actionable_error():
-    with (
-        LocalCluster(
-            n_workers=1,
-            threads_per_worker=1,
-            processes=True,
-            host="127.0.0.1",
-            dashboard_address="127.0.0.1:0",
-        ) as cluster,
-        Client(cluster) as bare,
-    ):
+    with local_client(1) as bare:
         with pytest.raises(WorkerSetupError, match=r"--preload playlista\.preload"):
             bare.submit(audio_libraries, pure=False).result()
         # and the worker did not import the audio libraries by itself

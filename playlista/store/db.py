@@ -26,6 +26,19 @@ log = logging.getLogger(__name__)
 
 _TRACK_TABLES = ("files", "track_tags", "track_features", "failures")
 
+# The per-run file counts, in the order they are shown.
+RUN_COUNTERS = (
+    "files_seen",
+    "new",
+    "changed",
+    "unchanged",
+    "moved",
+    "deleted",
+    "retried",
+    "analyzed",
+    "failed",
+)
+
 
 def connect(path: str | os.PathLike[str], *, read_only: bool = False) -> duckdb.DuckDBPyConnection:
     """Open the database file, raising :class:`DatabaseBusyError` if another process holds it."""
@@ -202,19 +215,7 @@ class Store:
         )
 
     def finish_run(self, run_id: str, *, status: str, counts: dict[str, float]) -> None:
-        columns = (
-            "files_seen",
-            "new",
-            "changed",
-            "unchanged",
-            "moved",
-            "deleted",
-            "retried",
-            "analyzed",
-            "failed",
-            "audio_seconds",
-            "wall_seconds",
-        )
+        columns = (*RUN_COUNTERS, "audio_seconds", "wall_seconds")
         sets = ", ".join(f"{c} = ${c}" for c in columns)
         params: dict[str, Any] = {c: counts.get(c, 0) for c in columns}
         self.con.execute(
