@@ -11,11 +11,15 @@ there and not on the first file, and records the libraries' versions.
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import importlib.metadata
 import logging
 import os
 import socket
+import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from distributed import WorkerPlugin, get_worker
@@ -52,6 +56,20 @@ class AudioLibraries(WorkerPlugin):
         if self.ready:
             return
         started = time.perf_counter()
+        with _numba_cache_lock():
+            self._import_and_warm()
+        self.pid = os.getpid()
+        self.load_seconds = time.perf_counter() - started
+        self.ready = True
+        log.info(
+            "audio libraries loaded in %.1f s (warm-up %.1f s) on pid %d: %s",
+            self.load_seconds,
+            self.warmup_seconds,
+            self.pid,
+            self.versions,
+        )
+
+    def _import_and_warm(self) -> None:
         import essentia  # first: see the module docstring
 
         essentia.log.infoActive = False
@@ -71,16 +89,6 @@ class AudioLibraries(WorkerPlugin):
             for name in ("essentia", "librosa", "mutagen", "numpy", "soundfile", "soxr")
         }
         self.versions["libsndfile"] = soundfile.__libsndfile_version__
-        self.pid = os.getpid()
-        self.load_seconds = time.perf_counter() - started
-        self.ready = True
-        log.info(
-            "audio libraries loaded in %.1f s (warm-up %.1f s) on pid %d: %s",
-            self.load_seconds,
-            self.warmup_seconds,
-            self.pid,
-            self.versions,
-        )
 
     def status(self) -> dict[str, Any]:
         """What a test or a person may ask of a worker: is it loaded, what, and how fast."""
@@ -107,6 +115,28 @@ class AudioLibraries(WorkerPlugin):
                 if m in sys.modules
             ),
         }
+
+
+@contextmanager
+def _numba_cache_lock() -> Iterator[None]:
+    """Hold a machine-wide lock on the numba cache that the workers share.
+
+    librosa's numba functions are cached on disk (a cold compile costs ~19 s, a cached load
+    ~3 s). Two worker processes compiling at once write the same cache entries and can leave
+    an index that points at the other's code: the next process to load it segfaults. So the
+    workers use a cache of their own, and warm up one at a time: the first compiles and
+    writes, the others load what it wrote.
+    """
+    cache = os.environ.setdefault(
+        "NUMBA_CACHE_DIR", os.path.join(tempfile.gettempdir(), f"playlista-numba-{os.getuid()}")
+    )
+    os.makedirs(cache, exist_ok=True)
+    with open(os.path.join(cache, ".playlista.lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
 
 
 def audio_libraries() -> AudioLibraries:

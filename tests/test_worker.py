@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import subprocess
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -19,7 +20,7 @@ REQUIRED = {"essentia", "essentia.standard", "librosa", "mutagen", "numpy", "sou
 
 
 @contextmanager
-def local_client(workers: int) -> Iterator[Client]:
+def local_client(workers: int, env: dict[str, str] | None = None) -> Iterator[Client]:
     with (
         LocalCluster(
             n_workers=workers,
@@ -27,6 +28,7 @@ def local_client(workers: int) -> Iterator[Client]:
             processes=True,
             host="127.0.0.1",
             dashboard_address="127.0.0.1:0",
+            env=env or {},
         ) as cluster,
         Client(cluster) as client,
     ):
@@ -92,3 +94,21 @@ def test_task_on_a_worker_without_the_plugin_gets_an_actionable_error():
 def test_outside_a_worker_the_helper_says_so():
     with pytest.raises(WorkerSetupError, match="not one"):
         audio_libraries()
+
+
+def test_workers_warming_up_together_leave_a_numba_cache_a_new_process_can_load(tmp_path):
+    """Two cold workers share one numba cache; the next process must load it, not crash."""
+    cache = tmp_path / "numba"
+    with local_client(2, env={"NUMBA_CACHE_DIR": str(cache)}) as client:
+        client.register_plugin(AudioLibraries())
+        assert all(s["ready"] for s in client.run(worker_status).values())
+    assert list(cache.rglob("*.nbi")), "the workers wrote no numba cache"
+    fresh = subprocess.run(
+        [sys.executable, "-c", "from playlista.audio.features import warm_up; warm_up()"],
+        env={**os.environ, "NUMBA_CACHE_DIR": str(cache)},
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert fresh.returncode == 0, fresh.stderr[-2000:]
