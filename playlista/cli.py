@@ -129,13 +129,10 @@ def _print_summary(summary: dict[str, object]) -> None:
 
 def _failures(args: argparse.Namespace) -> int:
     from playlista.store import connect
+    from playlista.store.db import failure_rows
 
-    con = connect(args.db, read_only=True)
-    rows = con.execute(
-        "SELECT error_class, path, message, retryable, attempts FROM failures "
-        "ORDER BY error_class, path"
-    ).fetchall()
-    for error_class, path, message, retryable, attempts in rows:
+    rows = failure_rows(connect(args.db, read_only=True))
+    for path, error_class, message, retryable, attempts, _last in rows:
         kind = "transient" if retryable else "permanent"
         print(f"{error_class}\t{kind}\t{attempts}\t{path}\t{message}")
     print(f"{len(rows)} failure(s)", file=sys.stderr)

@@ -6,7 +6,10 @@ import json
 import os
 import shutil
 import stat
+import subprocess
+import sys
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -84,3 +87,26 @@ def analysed_corpus(
         "summary": summary,
         "flow_run_id": state.state_details.flow_run_id,
     }
+
+
+@contextmanager
+def database_held_by_another_process(db: Path) -> Iterator[Path]:
+    """Keep ``db`` open read-write in another process, as a person's SQL session would."""
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            f"import duckdb, sys; c = duckdb.connect({str(db)!r}); print('ok', flush=True); "
+            "sys.stdin.read()",
+        ],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout is not None
+        assert holder.stdout.readline().strip() == "ok"
+        yield db
+    finally:
+        holder.kill()
+        holder.wait()

@@ -10,7 +10,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from tests.conftest import copy_corpus
+from tests.conftest import copy_corpus, database_held_by_another_process
 
 PLAYLISTA = str(Path(sys.executable).with_name("playlista"))
 
@@ -56,22 +56,7 @@ def test_analyze_prints_a_summary_and_fills_the_database(corpus, tmp_path):
 
 def test_a_busy_database_is_refused_with_a_clear_message(tmp_path):
     db = tmp_path / "busy.duckdb"
-    holder = subprocess.Popen(
-        [
-            sys.executable,
-            "-c",
-            f"import duckdb, sys; c = duckdb.connect({str(db)!r}); print('ok', flush=True); "
-            "sys.stdin.read()",
-        ],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert holder.stdout is not None and holder.stdout.readline().strip() == "ok"
+    with database_held_by_another_process(db):
         result = run_cli("failures", "--db", str(db), home=tmp_path)
-        assert result.returncode == 1
-        assert "is open in another process" in result.stderr and str(db) in result.stderr
-    finally:
-        holder.kill()
-        holder.wait()
+    assert result.returncode == 1
+    assert "is open in another process" in result.stderr and str(db) in result.stderr

@@ -50,6 +50,14 @@ def connect(path: str | os.PathLike[str], *, read_only: bool = False) -> duckdb.
         raise
 
 
+def failure_rows(con: duckdb.DuckDBPyConnection) -> list[tuple[Any, ...]]:
+    """``(path, error_class, message, retryable, attempts, last_failed_at)`` by class, path."""
+    return con.execute(
+        "SELECT path, error_class, message, retryable, attempts, last_failed_at "
+        "FROM failures ORDER BY error_class, path"
+    ).fetchall()
+
+
 class Store:
     """playlista's database: schema, planning, batch upserts and run bookkeeping."""
 
@@ -223,22 +231,8 @@ class Store:
             {**params, "status": status, "now": datetime.now(UTC), "run_id": run_id},
         )
 
-    def audio_seconds(self, paths: Iterable[str]) -> float:
-        self.con.register("paths", arrow.paths_table(paths))
-        try:
-            row = self.con.execute(
-                "SELECT coalesce(sum(duration_s), 0) FROM track_features "
-                "WHERE path IN (SELECT path FROM paths)"
-            ).fetchone()
-        finally:
-            self.con.unregister("paths")
-        return float(row[0]) if row else 0.0
-
     def failures(self) -> list[tuple[Any, ...]]:
-        return self.con.execute(
-            "SELECT path, error_class, message, retryable, attempts, last_failed_at "
-            "FROM failures ORDER BY error_class, path"
-        ).fetchall()
+        return failure_rows(self.con)
 
     # -- helpers ----------------------------------------------------------------------
 

@@ -57,6 +57,7 @@ class Plan:
     moves: list[tuple[str, FileStat]] = field(default_factory=list)
     deleted: list[str] = field(default_factory=list)
     restored: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
     counts: dict[str, int] = field(default_factory=dict)
 
 
@@ -70,11 +71,12 @@ def make_plan(
     retry_failed: bool = False,
 ) -> Plan:
     """Compare ``scan`` (every file now under ``roots``) with what the database holds."""
-    _load_scan(con, scan, roots)
+    plan = Plan()
+    _load_scan(con, scan, roots, skipped=plan.skipped)
     counts = dict.fromkeys(
         ("files_seen", "new", "changed", "unchanged", "moved", "deleted", "retried"), 0
     )
-    plan = Plan(counts=counts)
+    plan.counts = counts
     new: list[FileStat] = []
     rows = con.execute(
         _CLASSIFY, {"version": analyzer_version, "retry_failed": retry_failed}
@@ -83,7 +85,7 @@ def make_plan(
         counts["files_seen"] += 1
         stat = FileStat(path, size, mtime_ns)
         if full_rescan:
-            counts["changed" if state in ("changed", "retried") else state] += 1
+            counts[{"retried": "changed", "restored": "unchanged"}.get(state, state)] += 1
             plan.to_analyze.append(stat)
         elif state == "new":
             new.append(stat)
@@ -112,11 +114,19 @@ def make_plan(
 
 
 def _load_scan(
-    con: duckdb.DuckDBPyConnection, scan: Iterable[FileStat], roots: Sequence[str]
+    con: duckdb.DuckDBPyConnection,
+    scan: Iterable[FileStat],
+    roots: Sequence[str],
+    *,
+    skipped: list[str],
 ) -> None:
     con.execute("CREATE OR REPLACE TEMP TABLE scan (path VARCHAR, size BIGINT, mtime_ns BIGINT)")
     chunk: list[FileStat] = []
     for stat in scan:
+        if not _storable(stat.path):
+            skipped.append(os.fsencode(stat.path).decode("utf-8", "backslashreplace"))
+            log.warning("skipped %s: its name is not valid UTF-8", skipped[-1])
+            continue
         chunk.append(stat)
         if len(chunk) >= _BATCH_ROWS:
             _append_scan(con, chunk)
@@ -127,6 +137,15 @@ def _load_scan(
         "INSERT INTO scan_roots VALUES (?)",
         [[os.path.abspath(r).rstrip("/") or "/"] for r in roots],
     )
+
+
+def _storable(path: str) -> bool:
+    """DuckDB text is UTF-8: a name that is not (bytes kept as surrogates) cannot be a key."""
+    try:
+        path.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _append_scan(con: duckdb.DuckDBPyConnection, chunk: list[FileStat]) -> None:
