@@ -8,6 +8,8 @@ DB ?= playlista.duckdb
 MUSIC ?=
 
 export UV_PYTHON_DOWNLOADS := never
+# Trust the machine's certificate store (a proxy's CA lives there), as pip does.
+export UV_SYSTEM_CERTS := true
 export PREFECT_SERVER_ANALYTICS_ENABLED := false
 export PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS := 120
 
