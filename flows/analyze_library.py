@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import time
 import uuid
@@ -97,7 +98,6 @@ def _analyze_on_dask(
     """Yield each finished batch's outcomes, keeping a bounded number of batches in flight."""
     logger = get_run_logger()
     api_url = str(get_client(sync_client=True).api_url)
-    batches = [list(files[i : i + batch_size]) for i in range(0, len(files), batch_size)]
     with analysis_cluster(
         address=dask_address, workers=workers, host=settings.host, api_url=api_url
     ) as cluster:
@@ -108,6 +108,8 @@ def _analyze_on_dask(
             cluster.dashboard,
         )
         window = settings.max_in_flight or 2 * max(cluster.workers, 1)
+        batches = make_batches(files, batch_size=batch_size, workers=cluster.workers)
+        logger.info("%d files in %d batches, %d in flight", len(files), len(batches), window)
         transient: list[FileStat] = []
         progress = Progress(transient=False) if show_progress else nullcontext()
         with DaskTaskRunner(address=cluster.address) as runner, progress as bar:
@@ -141,6 +143,21 @@ def _analyze_on_dask(
                     done.add(fut.wrapped_future)
             if transient:
                 yield _retry_transient(runner, transient, settings, logger)
+
+
+def make_batches(
+    files: Sequence[FileStat], *, batch_size: int, workers: int
+) -> list[list[FileStat]]:
+    """Split the work into batches of at most ``batch_size``, largest files first.
+
+    Batches shrink when there are few files, so that every worker gets several (a
+    small library in 3 batches on 2 workers leaves one idle for a third of the run);
+    taking large files first keeps a long track from finishing last alone.
+    """
+    per_worker = 4
+    size = max(1, min(batch_size, math.ceil(len(files) / (per_worker * max(workers, 1)))))
+    ordered = sorted(files, key=lambda f: f.size, reverse=True)
+    return [ordered[i : i + size] for i in range(0, len(ordered), size)]
 
 
 def _collect(fut: Any, batch: list[FileStat], logger: Any) -> list[AnalysisOutcome]:

@@ -108,3 +108,17 @@ def test_deleting_one_file_marks_it_deleted_and_keeps_the_row(library):
         ).fetchone() == (1,)
         paths = {p for (p,) in con.execute("SELECT path FROM library").fetchall()}
     assert str(gone) not in paths and len(paths) == 2
+
+
+def test_batches_are_bounded_balanced_and_largest_first():
+    from flows.analyze_library import make_batches
+    from playlista.records import FileStat
+
+    files = [FileStat(f"/m/{i}.flac", size=i, mtime_ns=0) for i in range(1, 101)]
+    batches = make_batches(files, batch_size=8, workers=2)
+    assert [len(b) for b in batches] == [8] * 12 + [4]
+    assert batches[0][0].size == 100 and batches[-1][-1].size == 1
+    assert sorted(f.path for b in batches for f in b) == sorted(f.path for f in files)
+    few = make_batches(files[:24], batch_size=8, workers=2)
+    assert len(few) == 8 and all(len(b) == 3 for b in few)
+    assert make_batches(files[:1], batch_size=8, workers=4) == [[files[0]]]

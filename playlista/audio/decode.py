@@ -31,6 +31,7 @@ _UNRECOGNISED = (
     "could not open",
     "file contains data in an unknown format",
     "unspecified internal error",
+    "no audio stream found",
 )
 
 
@@ -109,4 +110,8 @@ def _first_line(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()
     line = text[0] if text else type(exc).__name__
     line = line.replace("Error while configuring AudioLoader: AudioLoader: ", "")
-    return re.sub(r"^Error opening '.*?': ", "", line)
+    line = re.sub(r"^Error opening '.*?': ", "", line)
+    # libsndfile's words when its MP3 reader finds no frame in a file that does exist.
+    return line.replace(
+        "File does not exist or is not a regular file (possibly a pipe?).", "no audio stream found"
+    )
