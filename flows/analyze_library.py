@@ -8,6 +8,7 @@ import time
 import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import nullcontext
+from datetime import UTC, datetime
 from typing import Any
 
 from distributed import as_completed
@@ -184,8 +185,6 @@ def _retry_transient(
 
 
 def _batch_failure(stat: FileStat, exc: BaseException) -> Failure:
-    from datetime import UTC, datetime
-
     return Failure(
         path=stat.path,
         size=stat.size,
