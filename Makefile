@@ -10,8 +10,6 @@ MUSIC ?=
 export UV_PYTHON_DOWNLOADS := never
 # Trust the machine's certificate store (a proxy's CA lives there), as pip does.
 export UV_SYSTEM_CERTS := true
-export PREFECT_SERVER_ANALYTICS_ENABLED := false
-export PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS := 120
 
 UV := $(shell command -v uv 2>/dev/null)
 ifeq ($(UV),)

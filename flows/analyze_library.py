@@ -19,11 +19,12 @@ from rich.progress import Progress
 
 from playlista.analysis import ANALYZER_VERSION
 from playlista.cluster import analysis_cluster
+from playlista.errors import TransientFailures
 from playlista.records import AnalysisOutcome, Failure, FileStat, TrackResult
 from playlista.scan import discover
 from playlista.settings import Settings
 from playlista.store import Store
-from tasks.analyze import TransientFailures, analyze_batch, retry_transient
+from tasks.analyze import analyze_batch, retry_transient
 
 
 @flow(name="analyze-library", log_prints=False)

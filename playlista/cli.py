@@ -8,20 +8,13 @@ import sys
 from collections.abc import Sequence
 
 from playlista.errors import PlaylistaError
-
-# Prefect reads its settings at import: these defaults must be in place before that.
-_PREFECT_DEFAULTS = {
-    "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-    "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "120",
-    "PREFECT_LOGGING_EXTRA_LOGGERS": "playlista",
-    "PREFECT_LOGGING_TO_API_WHEN_MISSING_FLOW": "ignore",
-}
+from playlista.settings import PREFECT_ENVIRONMENT
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
-    for name, value in _PREFECT_DEFAULTS.items():
+    for name, value in PREFECT_ENVIRONMENT.items():
         os.environ.setdefault(name, value)
     try:
         return int(args.run(args))

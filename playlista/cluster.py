@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 from distributed import Client, LocalCluster
 
+from playlista.settings import PREFECT_ENVIRONMENT
 from playlista.worker import AudioLibraries
 
 log = logging.getLogger(__name__)
@@ -36,10 +37,7 @@ class ClusterInfo:
 
 def worker_environment(api_url: str | None) -> dict[str, str]:
     """Environment for spawned workers: the flow's Prefect API, quiet logging, thread limits."""
-    env = dict(_THREAD_LIMITS)
-    env["PREFECT_LOGGING_EXTRA_LOGGERS"] = "playlista"
-    env["PREFECT_LOGGING_TO_API_WHEN_MISSING_FLOW"] = "ignore"
-    env["PREFECT_SERVER_ANALYTICS_ENABLED"] = "false"
+    env = {**_THREAD_LIMITS, **PREFECT_ENVIRONMENT}
     if api_url:
         # Without it every worker process would start a temporary Prefect server of its own.
         env["PREFECT_API_URL"] = api_url

@@ -7,6 +7,8 @@ tried again until the file changes; a transient one is retried.
 
 from __future__ import annotations
 
+from playlista.records import AnalysisOutcome, Failure
+
 
 class PlaylistaError(Exception):
     """Base class of every error playlista raises on purpose."""
@@ -66,6 +68,15 @@ class TransientIOError(AnalysisError):
 
     error_class = "io_error"
     retryable = True
+
+
+class TransientFailures(PlaylistaError):
+    """Files of a retry batch failed transiently again; carries every outcome of the batch."""
+
+    def __init__(self, outcomes: list[AnalysisOutcome]) -> None:
+        failing = [o.path for o in outcomes if isinstance(o, Failure) and o.retryable]
+        super().__init__(f"{len(failing)} file(s) still failing transiently: {failing[:3]}")
+        self.outcomes = outcomes
 
 
 class InvalidInputError(PlaylistaError, ValueError):

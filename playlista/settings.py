@@ -25,6 +25,17 @@ AUDIO_EXTENSIONS: frozenset[str] = frozenset(
 )
 
 
+# What every playlista process needs from Prefect, set before Prefect is imported: no
+# analytics, time for a temporary server to start on a slow machine, and playlista's own
+# loggers (also on Dask workers, outside any run) sent to the flow run's logs.
+PREFECT_ENVIRONMENT: dict[str, str] = {
+    "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+    "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "120",
+    "PREFECT_LOGGING_EXTRA_LOGGERS": "playlista",
+    "PREFECT_LOGGING_TO_API_WHEN_MISSING_FLOW": "ignore",
+}
+
+
 class Settings(BaseSettings):
     """playlista's defaults; every field can be set as ``PLAYLISTA_<NAME>`` in the environment."""
 

@@ -7,18 +7,9 @@ from prefect.cache_policies import NO_CACHE
 from prefect.tasks import exponential_backoff
 
 from playlista.analysis import analyze_file
-from playlista.errors import PlaylistaError
+from playlista.errors import TransientFailures
 from playlista.records import AnalysisOutcome, Failure, FileStat
 from playlista.worker import audio_libraries
-
-
-class TransientFailures(PlaylistaError):
-    """Some files of a retry batch failed transiently again; carries every outcome."""
-
-    def __init__(self, outcomes: list[AnalysisOutcome]) -> None:
-        failing = [o.path for o in outcomes if isinstance(o, Failure) and o.retryable]
-        super().__init__(f"{len(failing)} file(s) still failing transiently: {failing[:3]}")
-        self.outcomes = outcomes
 
 
 def _analyze(files: list[FileStat], min_seconds: float) -> list[AnalysisOutcome]:

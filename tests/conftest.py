@@ -15,13 +15,11 @@ from typing import Any
 
 import pytest
 
-# Set before Prefect is imported anywhere: a private Prefect home, no analytics, and
-# enough time for the temporary server to start on a slow machine.
+from playlista.settings import PREFECT_ENVIRONMENT
+
+# Set before Prefect is imported anywhere: a private Prefect home and playlista's settings.
 os.environ.setdefault("PREFECT_HOME", str(Path(__file__).parent.parent / ".pytest_prefect"))
-os.environ["PREFECT_SERVER_ANALYTICS_ENABLED"] = "false"
-os.environ["PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS"] = "120"
-os.environ["PREFECT_LOGGING_EXTRA_LOGGERS"] = "playlista"
-os.environ["PREFECT_LOGGING_TO_API_WHEN_MISSING_FLOW"] = "ignore"
+os.environ.update(PREFECT_ENVIRONMENT)
 
 CORPUS = Path(
     os.environ.get("PLAYLISTA_CORPUS", Path(__file__).resolve().parents[2] / "shared" / "corpus")

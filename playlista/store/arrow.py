@@ -8,7 +8,7 @@ from typing import TypeVar
 
 import pyarrow as pa
 
-from playlista.records import Failure, Features, Tags, TrackResult
+from playlista.records import Failure, Features, FileStat, Tags, TrackResult
 
 R = TypeVar("R", bound=TrackResult | Failure)
 
@@ -102,3 +102,14 @@ def failures_table(failures: Sequence[Failure]) -> pa.Table:
 
 def paths_table(paths: Iterable[str]) -> pa.Table:
     return pa.table({"path": pa.array(list(paths), pa.string())})
+
+
+def moves_table(moves: Sequence[tuple[str, FileStat]]) -> pa.Table:
+    return pa.table(
+        {
+            "old_path": pa.array([old for old, _ in moves], pa.string()),
+            "new_path": pa.array([new.path for _, new in moves], pa.string()),
+            "size": pa.array([new.size for _, new in moves], pa.int64()),
+            "mtime_ns": pa.array([new.mtime_ns for _, new in moves], pa.int64()),
+        }
+    )

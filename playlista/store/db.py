@@ -107,16 +107,8 @@ class Store:
         """Carry moved rows to their new paths, mark gone files deleted, restore returners."""
         now = datetime.now(UTC)
         with self._transaction():
-            for old, new in plan.moves:
-                for table in _TRACK_TABLES:  # a stale row at the new path gives way
-                    self.con.execute(f"DELETE FROM {table} WHERE path = ?", [new.path])
-                for table in _TRACK_TABLES:
-                    self.con.execute(f"UPDATE {table} SET path = ? WHERE path = ?", [new.path, old])
-                self.con.execute(
-                    "UPDATE files SET size = ?, mtime_ns = ?, moved_from = ?, updated_at = ? "
-                    "WHERE path = ?",
-                    [new.size, new.mtime_ns, old, now, new.path],
-                )
+            if plan.moves:
+                self._move(plan.moves, now)
             if plan.deleted:
                 self._update_paths(
                     "UPDATE files SET status = 'deleted', deleted_at = $now, updated_at = $now "
@@ -131,6 +123,24 @@ class Store:
                     plan.restored,
                     now,
                 )
+
+    def _move(self, moves: Sequence[tuple[str, FileStat]], now: datetime) -> None:
+        self.con.register("moves", arrow.moves_table(moves))
+        try:
+            for table in _TRACK_TABLES:  # a stale row at a new path (a deleted file) gives way
+                self.con.execute(f"DELETE FROM {table} WHERE path IN (SELECT new_path FROM moves)")
+            for table in _TRACK_TABLES:
+                self.con.execute(
+                    f"UPDATE {table} SET path = m.new_path FROM moves AS m "
+                    f"WHERE {table}.path = m.old_path"
+                )
+            self.con.execute(
+                "UPDATE files SET size = m.size, mtime_ns = m.mtime_ns, moved_from = m.old_path, "
+                "updated_at = $now FROM moves AS m WHERE files.path = m.new_path",
+                {"now": now},
+            )
+        finally:
+            self.con.unregister("moves")
 
     # -- results ----------------------------------------------------------------------
 

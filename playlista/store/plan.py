@@ -98,7 +98,6 @@ def make_plan(
             plan.to_analyze.append(stat)
     missing = con.execute(_MISSING).fetchall()
     if full_rescan:
-        counts["new"] = sum(1 for *_, s in rows if s == "new")
         plan.deleted = [path for path, _, _ in missing]
     else:
         plan.moves, unmatched = _match_moves(new, missing)
