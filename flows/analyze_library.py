@@ -9,6 +9,7 @@ import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import nullcontext
 from datetime import UTC, datetime
+from itertools import islice
 from typing import Any
 
 from distributed import as_completed
@@ -117,14 +118,17 @@ def _analyze_on_dask(
         with DaskTaskRunner(address=cluster.address) as runner, progress as bar:
             bar_task = bar.add_task("analysing", total=len(files)) if bar else None
             pending = iter(batches)
-            futures = {}
-            for batch in _take(pending, window):
+            futures: dict[str, tuple[Any, list[FileStat]]] = {}
+
+            def submit(batch: list[FileStat]) -> Any:
                 fut = runner.submit(
                     analyze_batch, {"files": batch, "min_seconds": settings.min_audio_seconds}
                 )
                 futures[fut.wrapped_future.key] = (fut, batch)
+                return fut.wrapped_future
+
             done = as_completed(
-                [f.wrapped_future for f, _ in futures.values()], loop=runner.client.loop
+                [submit(b) for b in islice(pending, window)], loop=runner.client.loop
             )
             for finished in done:
                 fut, batch = futures.pop(finished.key)
@@ -137,12 +141,8 @@ def _analyze_on_dask(
                 yield [o for o in outcomes if not (isinstance(o, Failure) and o.retryable)]
                 if bar and bar_task is not None:
                     bar.advance(bar_task, len(batch))
-                for nxt in _take(pending, 1):
-                    fut = runner.submit(
-                        analyze_batch, {"files": nxt, "min_seconds": settings.min_audio_seconds}
-                    )
-                    futures[fut.wrapped_future.key] = (fut, nxt)
-                    done.add(fut.wrapped_future)
+                if (nxt := next(pending, None)) is not None:
+                    done.add(submit(nxt))
             if transient:
                 yield _retry_transient(runner, transient, settings, logger)
 
@@ -196,15 +196,6 @@ def _batch_failure(stat: FileStat, exc: BaseException) -> Failure:
         worker="",
         failed_at=datetime.now(UTC),
     )
-
-
-def _take(it: Iterator[list[FileStat]], n: int) -> list[list[FileStat]]:
-    out = []
-    for item in it:
-        out.append(item)
-        if len(out) == n:
-            break
-    return out
 
 
 def _report(summary: dict[str, Any]) -> None:
