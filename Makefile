@@ -16,7 +16,15 @@ ifeq ($(UV),)
 UV := .tools/bin/uv
 endif
 
-.PHONY: setup analyze test lint
+# The local Prefect server (`make server`) keeps its database and settings here.
+SERVER_HOME ?= $(CURDIR)/.prefect-server
+SERVER_HOST ?= 127.0.0.1
+SERVER_PORT ?= 4200
+PREFECT_API_URL ?= http://$(SERVER_HOST):$(SERVER_PORT)/api
+PREFECT_SERVER_ENV := PREFECT_HOME="$(SERVER_HOME)" PREFECT_SERVER_ANALYTICS_ENABLED=false \
+	PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS=120 PREFECT_LOGGING_EXTRA_LOGGERS=playlista
+
+.PHONY: setup analyze test lint server deploy worker
 
 setup: .venv/.synced
 
@@ -36,6 +44,25 @@ lint: setup
 	.venv/bin/ruff check .
 	.venv/bin/ruff format --check .
 	.venv/bin/mypy
+
+# A real Prefect server with its UI on http://127.0.0.1:4200, in the foreground.
+# SERVER_HOST=<this machine's address> opens it to Dask workers on other machines.
+server: setup
+	$(PREFECT_SERVER_ENV) .venv/bin/prefect server start --host $(SERVER_HOST) --port $(SERVER_PORT)
+
+# Apply the deployments in prefect.yaml (nightly, full-rescan) for MUSIC and DB.
+deploy: setup
+	@if [ -z "$(MUSIC)" ]; then echo "usage: make deploy MUSIC=<dir> [DB=<file>]" >&2; exit 2; fi
+	PREFECT_API_URL=$(PREFECT_API_URL) .venv/bin/prefect --no-prompt work-pool create playlista \
+		--type process --overwrite
+	PREFECT_API_URL=$(PREFECT_API_URL) PLAYLISTA_CHECKOUT="$(CURDIR)" \
+		PLAYLISTA_MUSIC="$(abspath $(MUSIC))" PLAYLISTA_DB="$(abspath $(DB))" \
+		.venv/bin/prefect --no-prompt deploy --all
+
+# A worker on the `playlista` pool: it runs the deployments' flow runs as processes.
+worker: setup
+	PREFECT_API_URL=$(PREFECT_API_URL) $(PREFECT_SERVER_ENV) \
+		.venv/bin/prefect worker start --pool playlista --type process
 
 test: lint
 	.venv/bin/pytest

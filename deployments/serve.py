@@ -1,15 +1,22 @@
-"""Serve the analyze-library flow from this process, for people without a work pool.
+"""Serve the analyze-library deployments from this process, for people without a work pool.
 
     .venv/bin/python deployments/serve.py /path/to/music [--db playlista.duckdb]
 
-Then trigger runs from the UI or with ``prefect deployment run 'analyze-library/ad-hoc'``.
+Serves ``analyze-library/nightly`` (incremental, every night at 02:30 UTC) and
+``analyze-library/full-rescan`` (on demand), the same two deployments ``prefect.yaml``
+declares; trigger runs from the UI or with ``prefect deployment run``.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
+
+from prefect import serve
 
 from flows.analyze_library import analyze_library
+
+NIGHTLY_CRON = "30 2 * * *"
 
 
 def main() -> None:
@@ -17,7 +24,15 @@ def main() -> None:
     parser.add_argument("roots", nargs="+")
     parser.add_argument("--db", default="playlista.duckdb")
     args = parser.parse_args()
-    analyze_library.serve(name="ad-hoc", parameters={"roots": args.roots, "db": args.db})
+    params = {"roots": [os.path.abspath(r) for r in args.roots], "db": os.path.abspath(args.db)}
+    serve(
+        analyze_library.to_deployment(
+            name="nightly", cron=NIGHTLY_CRON, parameters=params, concurrency_limit=1
+        ),
+        analyze_library.to_deployment(
+            name="full-rescan", parameters={**params, "full_rescan": True}, concurrency_limit=1
+        ),
+    )
 
 
 if __name__ == "__main__":

@@ -2,30 +2,41 @@
 
 from __future__ import annotations
 
+import hashlib
 import math
 import os
 import time
 import uuid
 from collections.abc import Iterator, Sequence
-from contextlib import nullcontext
+from contextlib import ExitStack, contextmanager, nullcontext, suppress
 from datetime import UTC, datetime
 from itertools import islice
 from typing import Any
 
 from distributed import as_completed
 from prefect import flow, get_client, get_run_logger, runtime
-from prefect.artifacts import create_markdown_artifact
+from prefect.artifacts import (
+    create_markdown_artifact,
+    create_progress_artifact,
+    update_progress_artifact,
+)
+from prefect.client.schemas.actions import GlobalConcurrencyLimitCreate
+from prefect.concurrency.sync import concurrency
+from prefect.exceptions import ObjectAlreadyExists, ObjectNotFound
 from prefect_dask import DaskTaskRunner
 from rich.progress import Progress
 
-from playlista.analysis import ANALYZER_VERSION
+from playlista.analysis import ANALYZER_VERSION, MUSICNN_VERSION
 from playlista.cluster import analysis_cluster
-from playlista.errors import TransientFailures
-from playlista.records import AnalysisOutcome, Failure, FileStat, TrackResult
+from playlista.errors import DatabaseBusyError, TransientFailures
+from playlista.models.frontend import MODEL_NAMES
+from playlista.records import ALL_PARTS, AnalysisOutcome, Failure, FileStat, Part, TrackResult
 from playlista.scan import discover
 from playlista.settings import Settings
 from playlista.store import Store
 from tasks.analyze import analyze_batch, retry_transient
+
+MUSICNN_ONLY: tuple[Part, ...] = ("musicnn",)
 
 
 @flow(name="analyze-library", log_prints=False)
@@ -34,6 +45,8 @@ def analyze_library(
     db: str | None = None,
     batch_size: int | None = None,
     workers: int | None = None,
+    min_workers: int | None = None,
+    max_workers: int | None = None,
     dask_address: str | None = None,
     full_rescan: bool = False,
     retry_failed: bool = False,
@@ -44,7 +57,9 @@ def analyze_library(
 
     Unchanged files are skipped without being opened, moved files keep their analysis,
     and files gone from the roots are marked deleted. Analysis runs in batches on a Dask
-    cluster: the one at ``dask_address``, or a local one with ``workers`` processes.
+    cluster: the one at ``dask_address``, or a local one with ``workers`` processes (or
+    scaling between ``min_workers`` and ``max_workers`` with the load). Runs that share a
+    Prefect API and a database take turns: a second run waits for the first to finish.
     """
     settings = Settings()
     logger = get_run_logger()
@@ -52,7 +67,7 @@ def analyze_library(
     roots = [os.path.abspath(r) for r in roots]
     db_path = str(db or settings.db)
     run_id = str(uuid.uuid4())
-    with Store.open(db_path) as store:
+    with _sole_writer(db_path, settings.writer_wait_seconds), Store.open(db_path) as store:
         store.start_run(
             run_id, flow_run_id=runtime.flow_run.id, roots=roots, full_rescan=full_rescan
         )
@@ -60,6 +75,8 @@ def analyze_library(
             discover(roots, follow_symlinks=follow_symlinks),
             roots=roots,
             analyzer_version=ANALYZER_VERSION,
+            musicnn_version=MUSICNN_VERSION,
+            musicnn_models=len(MODEL_NAMES),
             full_rescan=full_rescan,
             retry_failed=retry_failed,
         )
@@ -67,12 +84,16 @@ def analyze_library(
         counts: dict[str, float] = dict(plan.counts)
         logger.info("planned %s in %.1f s: %s", db_path, time.perf_counter() - started, counts)
         totals = {"analyzed": 0, "failed": 0, "audio_seconds": 0.0}
-        if plan.to_analyze:
+        if plan.to_analyze or plan.to_refresh:
             for outcomes in _analyze_on_dask(
                 plan.to_analyze,
+                plan.to_refresh,
                 settings=settings,
+                roots=roots,
                 dask_address=dask_address or settings.dask_address,
                 workers=workers or settings.workers,
+                min_workers=min_workers or settings.min_workers,
+                max_workers=max_workers or settings.max_workers,
                 batch_size=batch_size or settings.batch_size,
                 show_progress=show_progress,
             ):
@@ -91,19 +112,33 @@ def analyze_library(
 
 def _analyze_on_dask(
     files: Sequence[FileStat],
+    refresh: Sequence[FileStat],
     *,
     settings: Settings,
+    roots: list[str],
     dask_address: str | None,
     workers: int | None,
+    min_workers: int | None,
+    max_workers: int | None,
     batch_size: int,
     show_progress: bool,
 ) -> Iterator[list[AnalysisOutcome]]:
-    """Yield each finished batch's outcomes, keeping a bounded number of batches in flight."""
+    """Yield each finished batch's outcomes, keeping a bounded number of batches in flight.
+
+    ``files`` are analysed in full, ``refresh`` by MusiCNN alone.
+    """
     logger = get_run_logger()
     api_url = str(get_client(sync_client=True).api_url)
     with analysis_cluster(
-        address=dask_address, workers=workers, host=settings.host, api_url=api_url
+        address=dask_address,
+        workers=workers,
+        min_workers=min_workers,
+        max_workers=max_workers,
+        host=settings.host,
+        api_url=api_url,
+        roots=roots,
     ) as cluster:
+        n = cluster.workers
         logger.info(
             "Dask cluster %s with %d worker(s); dashboard %s",
             cluster.address,
@@ -111,40 +146,103 @@ def _analyze_on_dask(
             cluster.dashboard,
         )
         window = settings.max_in_flight or 2 * max(cluster.workers, 1)
-        batches = make_batches(files, batch_size=batch_size, workers=cluster.workers)
-        logger.info("%d files in %d batches, %d in flight", len(files), len(batches), window)
-        transient: list[FileStat] = []
+        jobs = [
+            *((b, ALL_PARTS) for b in make_batches(files, batch_size=batch_size, workers=n)),
+            *((b, MUSICNN_ONLY) for b in make_batches(refresh, batch_size=batch_size, workers=n)),
+        ]
+        total = len(files) + len(refresh)
+        logger.info("%d files in %d batches, %d in flight", total, len(jobs), window)
+        params = {
+            "min_seconds": settings.min_audio_seconds,
+            "max_patches": settings.musicnn_max_patches,
+        }
         progress = Progress(transient=False) if show_progress else nullcontext()
+        artifact: Any = create_progress_artifact(
+            0.0, key="analyze-library-progress", description=f"{total} files to analyse"
+        )
+        transient: list[FileStat] = []
+        finished_files = 0
         with DaskTaskRunner(address=cluster.address) as runner, progress as bar:
-            bar_task = bar.add_task("analysing", total=len(files)) if bar else None
-            pending = iter(batches)
-            futures: dict[str, tuple[Any, list[FileStat]]] = {}
-
-            def submit(batch: list[FileStat]) -> Any:
-                fut = runner.submit(
-                    analyze_batch, {"files": batch, "min_seconds": settings.min_audio_seconds}
-                )
-                futures[fut.wrapped_future.key] = (fut, batch)
-                return fut.wrapped_future
-
-            done = as_completed(
-                [submit(b) for b in islice(pending, window)], loop=runner.client.loop
-            )
-            for finished in done:
-                fut, batch = futures.pop(finished.key)
-                outcomes = _collect(fut, batch, logger)
+            bar_task = bar.add_task("analysing", total=total) if bar else None
+            for batch, outcomes in _fan_out(runner, jobs, params, window=window):
                 transient += [
                     s
                     for s, o in zip(batch, outcomes, strict=True)
                     if isinstance(o, Failure) and o.retryable
                 ]
                 yield [o for o in outcomes if not (isinstance(o, Failure) and o.retryable)]
+                finished_files += len(batch)
+                update_progress_artifact(artifact, 100.0 * finished_files / total)
                 if bar and bar_task is not None:
                     bar.advance(bar_task, len(batch))
-                if (nxt := next(pending, None)) is not None:
-                    done.add(submit(nxt))
             if transient:
-                yield _retry_transient(runner, transient, settings, logger)
+                yield _retry_transient(runner, transient, params, settings, logger)
+
+
+def _fan_out(
+    runner: DaskTaskRunner,
+    jobs: Sequence[tuple[list[FileStat], tuple[Part, ...]]],
+    params: dict[str, Any],
+    *,
+    window: int,
+) -> Iterator[tuple[list[FileStat], list[AnalysisOutcome]]]:
+    """Submit ``jobs`` as analyze-batch tasks, ``window`` at a time; yield each as it ends."""
+    logger = get_run_logger()
+    pending = iter(jobs)
+    futures: dict[Any, tuple[Any, list[FileStat]]] = {}
+
+    def submit(batch: list[FileStat], parts: tuple[Part, ...]) -> Any:
+        fut = runner.submit(analyze_batch, {"files": batch, "parts": parts, **params})
+        futures[fut.wrapped_future.key] = (fut, batch)
+        return fut.wrapped_future
+
+    done = as_completed([submit(*job) for job in islice(pending, window)], loop=runner.client.loop)
+    for finished in done:
+        fut, batch = futures.pop(finished.key)
+        yield batch, _collect(fut, batch, logger)
+        if (job := next(pending, None)) is not None:
+            done.add(submit(*job))
+
+
+def writer_limit_name(db_path: str) -> str:
+    """The Prefect global concurrency limit that admits one writer to ``db_path`` at a time."""
+    digest = hashlib.blake2b(os.path.realpath(db_path).encode(), digest_size=6).hexdigest()
+    return f"playlista-writer-{digest}"
+
+
+@contextmanager
+def _sole_writer(db_path: str, wait_seconds: float) -> Iterator[None]:
+    """Hold the database's writer slot for the run, waiting while another run holds it.
+
+    The slot is a global concurrency limit of 1, created on first use, so it covers every
+    run that talks to the same Prefect API, whichever deployment started it. A process that
+    holds the file outside Prefect (a person's SQL session, a run on another API) is
+    DuckDB's own lock, which :meth:`Store.open` reports.
+    """
+    logger = get_run_logger()
+    name = writer_limit_name(db_path)
+    with get_client(sync_client=True) as client:
+        try:
+            client.read_global_concurrency_limit_by_name(name)
+        except ObjectNotFound:
+            with suppress(ObjectAlreadyExists):  # another run created it meanwhile
+                client.create_global_concurrency_limit(
+                    GlobalConcurrencyLimitCreate(name=name, limit=1)
+                )
+    asked = time.perf_counter()
+    with ExitStack() as stack:
+        try:
+            stack.enter_context(
+                concurrency(
+                    name, occupy=1, timeout_seconds=wait_seconds, lease_duration=60, strict=True
+                )
+            )
+        except TimeoutError as exc:
+            logger.error("another run held %s for over %.0f s", name, wait_seconds)
+            raise DatabaseBusyError(db_path, exc) from exc
+        if (waited := time.perf_counter() - asked) > 1:
+            logger.info("waited %.0f s for another run writing %s to finish", waited, db_path)
+        yield
 
 
 def make_batches(
@@ -172,11 +270,11 @@ def _collect(fut: Any, batch: list[FileStat], logger: Any) -> list[AnalysisOutco
 
 
 def _retry_transient(
-    runner: Any, files: list[FileStat], settings: Settings, logger: Any
+    runner: Any, files: list[FileStat], params: dict[str, Any], settings: Settings, logger: Any
 ) -> list[AnalysisOutcome]:
     logger.info("retrying %d file(s) that failed transiently", len(files))
     task = retry_transient.with_options(retries=settings.transient_retries)
-    fut = runner.submit(task, {"files": files, "min_seconds": settings.min_audio_seconds})
+    fut = runner.submit(task, {"files": files, **params})
     try:
         return list(fut.result())
     except TransientFailures as exc:

@@ -12,6 +12,7 @@ import logging
 import os
 import stat
 import time
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 
 from playlista.audio.decode import decode
@@ -24,14 +25,28 @@ from playlista.errors import (
     TransientIOError,
     UnreadableFileError,
 )
-from playlista.records import AnalysisOutcome, Failure, FileStat, Tags, TrackResult
+from playlista.models.tagging import Tagger, musicnn_scores
+from playlista.records import (
+    ALL_PARTS,
+    AnalysisOutcome,
+    Failure,
+    Features,
+    FileStat,
+    MusicnnResult,
+    Part,
+    Tags,
+    TrackResult,
+)
 from playlista.scan import fingerprint
 
 log = logging.getLogger(__name__)
 
 # Bump when a change to decoding or to the descriptors makes stored features stale:
-# tracks analysed under an older version are analysed again.
+# tracks analysed under an older version are analysed again, all of them.
 ANALYZER_VERSION = 1
+# Bump when a change to MusiCNN (weights, front end, patch choice) makes its stored tags and
+# embeddings stale: only MusiCNN runs again on tracks analysed under an older version.
+MUSICNN_VERSION = 1
 
 # errno values that say "try again later", not "this file is broken".
 _TRANSIENT_ERRNOS = frozenset(
@@ -50,43 +65,69 @@ _TRANSIENT_ERRNOS = frozenset(
 
 
 def analyze_file(
-    path: str, *, worker: str, min_seconds: float = 1.0, stat: FileStat | None = None
+    path: str,
+    *,
+    worker: str,
+    min_seconds: float = 1.0,
+    stat: FileStat | None = None,
+    taggers: Mapping[str, Tagger] | None = None,
+    max_patches: int = 0,
+    parts: Sequence[Part] = ALL_PARTS,
 ) -> AnalysisOutcome:
     """Analyse one file; return a :class:`TrackResult`, or a :class:`Failure` saying why not.
 
     ``stat`` is what discovery saw; a failure that happens before the file can be stat-ed
-    again is recorded with it, so that planning knows when the file has changed.
+    again is recorded with it, so that planning knows when the file has changed. ``parts``
+    without ``core`` runs only the MusiCNN ``taggers`` (at most ``max_patches`` patches per
+    track, 0 for all) and returns a :class:`MusicnnResult`.
     """
     started = time.perf_counter()
     size, mtime_ns = (stat.size, stat.mtime_ns) if stat else (None, None)
+    core = "core" in parts
     try:
         size, mtime_ns = _stat_regular_file(path)
-        digest = fingerprint(path, size=size)
-        tags, tag_warnings = read_tags(path)
+        digest, (tags, tag_warnings) = (
+            (fingerprint(path, size=size), read_tags(path)) if core else ("", (Tags(), ()))
+        )
         decoded = decode(path, min_seconds=min_seconds)
-        features = extract_features(y=decoded.samples, sr=decoded.sr)
+        features = extract_features(y=decoded.samples, sr=decoded.sr) if core else Features()
+        musicnn = (
+            musicnn_scores(y=decoded.samples, sr=decoded.sr, taggers=taggers, cap=max_patches)
+            if taggers and "musicnn" in parts
+            else ()
+        )
     except AnalysisError as exc:
         return _failure(path, size, mtime_ns, exc, worker)
     except OSError as exc:
         return _failure(path, size, mtime_ns, classify_os_error(path, exc), worker)
-    tags = _fill_stream_info(
-        tags, sr=decoded.sr, channels=decoded.samples.shape[0], codec=decoded.codec
-    )
+    musicnn_version = MUSICNN_VERSION if musicnn else None
+    if not core:
+        return MusicnnResult(
+            path, musicnn, MUSICNN_VERSION, worker, datetime.now(UTC), _since(started)
+        )
     return TrackResult(
         path=path,
         size=size,
         mtime_ns=mtime_ns,
         fingerprint=digest,
-        tags=tags,
+        tags=_fill_stream_info(
+            tags, sr=decoded.sr, channels=decoded.samples.shape[0], codec=decoded.codec
+        ),
         features=features,
         decoder=decoded.decoder,
         decoded_seconds=decoded.seconds,
         analyzer_version=ANALYZER_VERSION,
         worker=worker,
         analyzed_at=datetime.now(UTC),
-        elapsed_s=time.perf_counter() - started,
+        elapsed_s=_since(started),
         warnings=tag_warnings + features.warnings,
+        musicnn=musicnn,
+        musicnn_version=musicnn_version,
     )
+
+
+def _since(started: float) -> float:
+    return time.perf_counter() - started
 
 
 def classify_os_error(path: str, exc: OSError) -> AnalysisError:

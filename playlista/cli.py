@@ -46,6 +46,18 @@ def _parser() -> argparse.ArgumentParser:
         help="local worker processes (default: one per core)",
     )
     analyze.add_argument(
+        "--max-workers",
+        type=int,
+        default=defaults.max_workers,
+        help="scale the local cluster by load up to this many workers",
+    )
+    analyze.add_argument(
+        "--min-workers",
+        type=int,
+        default=defaults.min_workers,
+        help="with --max-workers: the fewest workers kept (default 1)",
+    )
+    analyze.add_argument(
         "--dask-address",
         default=defaults.dask_address,
         help="scheduler of an existing Dask cluster (default: start one)",
@@ -66,6 +78,18 @@ def _parser() -> argparse.ArgumentParser:
     failures.add_argument("--db", default=str(defaults.db), help="DuckDB file (%(default)s)")
     failures.set_defaults(run=_failures)
 
+    similar = sub.add_parser("similar", help="the tracks most like one track, by MusiCNN embedding")
+    similar.add_argument("path", help="an analysed file")
+    similar.add_argument("-n", type=int, default=10, help="how many (%(default)s)")
+    similar.add_argument(
+        "--model",
+        default="MSD_musicnn",
+        choices=("MSD_musicnn", "MTT_musicnn"),
+        help="whose embedding (%(default)s)",
+    )
+    similar.add_argument("--db", default=str(defaults.db), help="DuckDB file (%(default)s)")
+    similar.set_defaults(run=_similar)
+
     sql = sub.add_parser("sql", help="run one SQL query against the database, read-only")
     sql.add_argument("query", help='e.g. "SELECT title, bpm FROM library LIMIT 5"')
     sql.add_argument("--db", default=str(defaults.db), help="DuckDB file (%(default)s)")
@@ -80,12 +104,17 @@ def _analyze(args: argparse.Namespace) -> int:
     from flows.analyze_library import analyze_library
     from playlista.store import connect
 
-    connect(args.db).close()  # a busy file is refused here, before any cluster starts
+    if not os.environ.get("PREFECT_API_URL"):
+        # Without a shared Prefect server a second run cannot wait for the writer slot:
+        # refuse a busy file here, before any server or cluster starts.
+        connect(args.db).close()
     summary = analyze_library(
         roots=args.roots,
         db=args.db,
         batch_size=args.batch_size,
         workers=args.workers,
+        min_workers=args.min_workers,
+        max_workers=args.max_workers,
         dask_address=args.dask_address,
         full_rescan=args.full_rescan,
         retry_failed=args.retry_failed,
@@ -129,6 +158,23 @@ def _failures(args: argparse.Namespace) -> int:
         kind = "transient" if retryable else "permanent"
         print(f"{error_class}\t{kind}\t{attempts}\t{path}\t{message}")
     print(f"{len(rows)} failure(s)", file=sys.stderr)
+    return 0
+
+
+def _similar(args: argparse.Namespace) -> int:
+    from playlista.store import connect
+    from playlista.store.db import similar_rows
+
+    try:
+        rows = similar_rows(
+            connect(args.db, read_only=True), os.path.abspath(args.path), n=args.n, model=args.model
+        )
+    except LookupError as exc:
+        print(f"playlista: {exc.args[0]}", file=sys.stderr)
+        return 1
+    for path, title, artist, similarity in rows:
+        name = " - ".join(x for x in (artist, title) if x) or os.path.basename(path)
+        print(f"{similarity:.3f}\t{name}\t{path}")
     return 0
 
 

@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 
 from distributed import Client, LocalCluster
 
+from playlista.errors import WorkerSetupError
 from playlista.settings import PREFECT_ENVIRONMENT
 from playlista.worker import AudioLibraries
+
+PRELOAD_MODULE = "playlista.preload"
 
 log = logging.getLogger(__name__)
 
@@ -49,33 +52,61 @@ def analysis_cluster(
     *,
     address: str | None,
     workers: int | None,
+    min_workers: int | None = None,
+    max_workers: int | None = None,
     host: str = "127.0.0.1",
     api_url: str | None = None,
+    roots: Sequence[str] = (),
 ) -> Iterator[ClusterInfo]:
-    """Join the cluster at ``address``, or start a local one with ``workers`` processes.
+    """Join the cluster at ``address``, or start a local one.
 
-    Either way the :class:`AudioLibraries` plugin is registered before this yields, so each
-    worker has imported and warmed the audio libraries before it receives a task.
+    The local cluster has ``workers`` processes, or, when ``max_workers`` is given, scales
+    between ``min_workers`` and ``max_workers`` with the load (Dask's adaptive scaling).
+    Every worker has the :class:`AudioLibraries` plugin loaded before it takes a task: local
+    workers, including those adaptive scaling starts later, preload ``playlista.preload``
+    (registering the plugin from the client instead races with workers that are still
+    joining); on an existing cluster the plugin is registered, which workers started with
+    the preload module already have and so do not load again. Workers of an existing
+    cluster must see ``roots`` at the same paths as this process: one that does not is
+    reported here, before any work is sent.
     """
     if address:
         with Client(address) as client:
             client.register_plugin(AudioLibraries())
+            _check_roots_visible(client, roots)
             info = ClusterInfo(
                 address, client.dashboard_link, len(client.scheduler_info()["workers"]), local=False
             )
             yield info
         return
-    n = workers or os.cpu_count() or 1
+    if max_workers is not None:
+        start, most = min(min_workers or 1, max_workers), max_workers
+    else:
+        start = most = workers or os.cpu_count() or 1
     with (
         LocalCluster(
-            n_workers=n,
+            n_workers=start,
             threads_per_worker=1,
             processes=True,
             host=host,
             dashboard_address=f"{host}:0",
             env=worker_environment(api_url),
+            preload=[PRELOAD_MODULE],
         ) as cluster,
         Client(cluster) as client,
     ):
-        client.register_plugin(AudioLibraries())
-        yield ClusterInfo(cluster.scheduler_address, cluster.dashboard_link, n, local=True)
+        if max_workers is not None:
+            cluster.adapt(minimum=start, maximum=most)
+        client.wait_for_workers(start)
+        yield ClusterInfo(cluster.scheduler_address, cluster.dashboard_link, most, local=True)
+
+
+def _check_roots_visible(client: Client, roots: Sequence[str]) -> None:
+    seen = client.run(lambda: [os.path.isdir(r) for r in roots])
+    blind = {w: [r for r, ok in zip(roots, v, strict=True) if not ok] for w, v in seen.items()}
+    blind = {w: missing for w, missing in blind.items() if missing}
+    if blind:
+        raise WorkerSetupError(
+            "the music must be at the same path on every worker; "
+            + "; ".join(f"{w} cannot see {', '.join(m)}" for w, m in sorted(blind.items()))
+        )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Literal
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,6 +74,32 @@ class Features:
 
 
 @dataclass(frozen=True, slots=True)
+class ModelScores:
+    """One MusiCNN model's verdict on a track: mean tag probabilities and mean embedding.
+
+    ``scores`` follows the model's label order (50 values in [0, 1]); ``embedding`` is
+    the 200-d penultimate layer; both are means over ``patches`` 3-s patches.
+    """
+
+    model: str
+    scores: tuple[float, ...]
+    embedding: tuple[float, ...]
+    patches: int
+
+
+@dataclass(frozen=True, slots=True)
+class MusicnnResult:
+    """MusiCNN alone run again on an unchanged, analysed file (its version was bumped)."""
+
+    path: str
+    musicnn: tuple[ModelScores, ...]
+    musicnn_version: int
+    worker: str
+    analyzed_at: datetime
+    elapsed_s: float
+
+
+@dataclass(frozen=True, slots=True)
 class TrackResult:
     """One file analysed: its identity, tags, decoded length and features."""
 
@@ -89,6 +116,8 @@ class TrackResult:
     analyzed_at: datetime
     elapsed_s: float
     warnings: tuple[str, ...] = field(default=())
+    musicnn: tuple[ModelScores, ...] = field(default=())
+    musicnn_version: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,4 +134,8 @@ class Failure:
     failed_at: datetime
 
 
-AnalysisOutcome = TrackResult | Failure
+AnalysisOutcome = TrackResult | MusicnnResult | Failure
+
+Part = Literal["core", "musicnn"]
+"""What a task computes for a file: ``core`` is tags and features, ``musicnn`` the models."""
+ALL_PARTS: tuple[Part, ...] = ("core", "musicnn")

@@ -48,6 +48,16 @@ class Settings(BaseSettings):
     workers: int | None = Field(
         None, ge=1, description="Worker processes of a local Dask cluster (default: one per core)."
     )
+    min_workers: int | None = Field(
+        None,
+        ge=1,
+        description="With max_workers: the fewest workers Dask's adaptive scaling keeps.",
+    )
+    max_workers: int | None = Field(
+        None,
+        ge=1,
+        description="Scale the local cluster by load, up to this many workers (adaptive).",
+    )
     max_in_flight: int | None = Field(
         None, ge=1, description="Batches submitted and not yet collected (default: 2 per worker)."
     )
@@ -57,9 +67,19 @@ class Settings(BaseSettings):
     host: str = Field(
         "127.0.0.1", description="Interface the local cluster and its dashboard listen on."
     )
+    writer_wait_seconds: float = Field(
+        6 * 3600.0,
+        ge=0,
+        description="How long a run waits for another run writing the same database to finish.",
+    )
     follow_symlinks: bool = Field(False, description="Follow symbolic links while discovering.")
     min_audio_seconds: float = Field(
         1.0, gt=0, description="Files decoding to less audio than this are recorded as failures."
+    )
+    musicnn_max_patches: int = Field(
+        8,
+        ge=0,
+        description="3-s patches per track that MusiCNN sees, spread over the track (0: all).",
     )
     transient_retries: int = Field(
         3, ge=0, description="Extra tries, with backoff and jitter, for files failing transiently."

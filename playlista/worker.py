@@ -5,7 +5,8 @@
 that may import TensorFlow: essentia's wheels bundle their own and the process dies if the
 order is reversed), librosa, mutagen, soundfile and soxr, runs the whole feature extraction
 once on a synthetic signal so that numba's JIT and essentia's algorithm set-up are paid
-there and not on the first file, and records the libraries' versions.
+there and not on the first file, then imports TensorFlow with its thread pools sized to the
+worker, loads both MusiCNN models and runs them once, and records the libraries' versions.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ PLUGIN_NAME = "playlista-audio"
 
 
 class AudioLibraries(WorkerPlugin):
-    """Imports and warms essentia, librosa, mutagen and numpy once per worker process."""
+    """Imports and warms the audio libraries and the MusiCNN models once per worker process."""
 
     name = PLUGIN_NAME
     idempotent = True
@@ -44,9 +45,14 @@ class AudioLibraries(WorkerPlugin):
         self.load_seconds: float | None = None
         self.warmup_seconds: float | None = None
         self.worker_name = "local"
+        self.loads = 0
+        self.threads = 1
+        self.taggers: dict[str, Any] = {}
+        self.model_load_seconds: float | None = None
 
     async def setup(self, worker: Any) -> None:
         self.worker_name = f"{socket.gethostname()}:{os.getpid()}"
+        self.threads = max(1, int(getattr(worker.state, "nthreads", 1)))
         # The imports and the warm-up take seconds: keep the worker's event loop (and its
         # heartbeats to the scheduler) running meanwhile.
         await asyncio.get_running_loop().run_in_executor(None, self.load)
@@ -59,6 +65,7 @@ class AudioLibraries(WorkerPlugin):
         with _numba_cache_lock():
             self._import_and_warm()
         self.pid = os.getpid()
+        self.loads += 1
         self.load_seconds = time.perf_counter() - started
         self.ready = True
         log.info(
@@ -84,11 +91,39 @@ class AudioLibraries(WorkerPlugin):
         from playlista.audio import features
 
         self.warmup_seconds = features.warm_up()
+        self._load_models()
         self.versions = {
             name: importlib.metadata.version(name)
-            for name in ("essentia", "librosa", "mutagen", "numpy", "soundfile", "soxr")
+            for name in (
+                "essentia",
+                "librosa",
+                "mutagen",
+                "numpy",
+                "soundfile",
+                "soxr",
+                "tensorflow-cpu",
+            )
         }
         self.versions["libsndfile"] = soundfile.__libsndfile_version__
+
+    def _load_models(self) -> None:
+        """TensorFlow, with its pools sized to this worker's threads, and the MusiCNN models."""
+        started = time.perf_counter()
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+        with _native_stderr_silenced():  # TensorFlow's start-up banner ignores the level
+            import tensorflow as tf
+
+        # Called before TensorFlow starts its runtime; a worker with one thread must not
+        # run one TensorFlow thread per core beside the other workers.
+        tf.config.threading.set_intra_op_parallelism_threads(self.threads)
+        tf.config.threading.set_inter_op_parallelism_threads(1)
+        from playlista.models.frontend import MODEL_NAMES
+        from playlista.models.musicnn import MusiCNN
+        from playlista.models.tagging import warm_up
+
+        self.taggers = {name: MusiCNN.load(name) for name in MODEL_NAMES}
+        warm_up(self.taggers)
+        self.model_load_seconds = time.perf_counter() - started
 
     def status(self) -> dict[str, Any]:
         """What a test or a person may ask of a worker: is it loaded, what, and how fast."""
@@ -97,10 +132,14 @@ class AudioLibraries(WorkerPlugin):
         return {
             "ready": self.ready,
             "pid": self.pid,
+            "loads": self.loads,
             "worker": self.worker_name,
             "versions": dict(self.versions),
             "load_seconds": self.load_seconds,
             "warmup_seconds": self.warmup_seconds,
+            "model_load_seconds": self.model_load_seconds,
+            "models": sorted(self.taggers),
+            "rss_bytes": _rss_bytes(),
             "modules": sorted(
                 m
                 for m in (
@@ -111,10 +150,30 @@ class AudioLibraries(WorkerPlugin):
                     "numpy",
                     "soundfile",
                     "soxr",
+                    "tensorflow",
                 )
                 if m in sys.modules
             ),
         }
+
+
+@contextmanager
+def _native_stderr_silenced() -> Iterator[None]:
+    """Send what C++ code writes to file descriptor 2 to /dev/null meanwhile."""
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "w") as null:
+            os.dup2(null.fileno(), 2)
+            yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
+def _rss_bytes() -> int:
+    """This process's resident set size."""
+    with open("/proc/self/statm") as statm:
+        return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
 
 
 @contextmanager

@@ -2,25 +2,47 @@
 
 from __future__ import annotations
 
-from prefect import task
+from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 from prefect.tasks import exponential_backoff
 
 from playlista.analysis import analyze_file
 from playlista.errors import TransientFailures
-from playlista.records import AnalysisOutcome, Failure, FileStat
+from playlista.records import ALL_PARTS, AnalysisOutcome, Failure, FileStat, Part
 from playlista.worker import audio_libraries
 
 
-def _analyze(files: list[FileStat], min_seconds: float) -> list[AnalysisOutcome]:
-    worker = audio_libraries().worker_name
-    return [analyze_file(f.path, worker=worker, min_seconds=min_seconds, stat=f) for f in files]
+def _analyze(
+    files: list[FileStat], min_seconds: float, parts: tuple[Part, ...], max_patches: int
+) -> list[AnalysisOutcome]:
+    libraries = audio_libraries()
+    worker = libraries.worker_name
+    outcomes = [
+        analyze_file(
+            f.path,
+            worker=worker,
+            min_seconds=min_seconds,
+            stat=f,
+            taggers=libraries.taggers,
+            max_patches=max_patches,
+            parts=parts,
+        )
+        for f in files
+    ]
+    failed = sum(isinstance(o, Failure) for o in outcomes)
+    get_run_logger().info("worker %s: %d analysed, %d failed", worker, len(files) - failed, failed)
+    return outcomes
 
 
 @task(name="analyze-batch", cache_policy=NO_CACHE, persist_result=False)
-def analyze_batch(files: list[FileStat], min_seconds: float = 1.0) -> list[AnalysisOutcome]:
+def analyze_batch(
+    files: list[FileStat],
+    min_seconds: float = 1.0,
+    parts: tuple[Part, ...] = ALL_PARTS,
+    max_patches: int = 0,
+) -> list[AnalysisOutcome]:
     """Analyse a batch; each file's failure is returned as a record, never raised."""
-    return _analyze(files, min_seconds)
+    return _analyze(files, min_seconds, parts, max_patches)
 
 
 def _still_transient(task: object, task_run: object, state: object) -> bool:
@@ -42,9 +64,14 @@ def _still_transient(task: object, task_run: object, state: object) -> bool:
     retry_jitter_factor=0.5,
     retry_condition_fn=_still_transient,
 )
-def retry_transient(files: list[FileStat], min_seconds: float = 1.0) -> list[AnalysisOutcome]:
+def retry_transient(
+    files: list[FileStat],
+    min_seconds: float = 1.0,
+    parts: tuple[Part, ...] = ALL_PARTS,
+    max_patches: int = 0,
+) -> list[AnalysisOutcome]:
     """Analyse files that failed transiently; raise, and so be retried, while any still does."""
-    outcomes = _analyze(files, min_seconds)
+    outcomes = _analyze(files, min_seconds, parts, max_patches)
     if any(isinstance(o, Failure) and o.retryable for o in outcomes):
         raise TransientFailures(outcomes)
     return outcomes

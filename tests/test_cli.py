@@ -60,3 +60,19 @@ def test_a_busy_database_is_refused_with_a_clear_message(tmp_path):
         result = run_cli("failures", "--db", str(db), home=tmp_path)
     assert result.returncode == 1
     assert "is open in another process" in result.stderr and str(db) in result.stderr
+
+
+@pytest.mark.slow
+def test_similar_prints_the_nearest_tracks_most_similar_first(analysed_corpus, tmp_path):
+    library, db = analysed_corpus["library"], analysed_corpus["db"]
+    seed = library / "good/fof/war_of_freedom_full.ogg"
+    result = run_cli("similar", str(seed), "-n", "4", "--db", str(db), home=tmp_path)
+    assert result.returncode == 0, result.stderr
+    lines = [line.split("\t") for line in result.stdout.splitlines()]
+    assert len(lines) == 4
+    scores = [float(s) for s, _, _ in lines]
+    assert scores == sorted(scores, reverse=True) and all(-1 <= s <= 1 for s in scores)
+    assert str(seed) not in {p for _, _, p in lines}
+    assert all(Path(p).is_file() for _, _, p in lines)
+    missing = run_cli("similar", str(tmp_path / "nope.ogg"), "--db", str(db), home=tmp_path)
+    assert missing.returncode == 1 and "has no MSD_musicnn embedding" in missing.stderr

@@ -198,3 +198,56 @@ def test_summary_artifact_and_worker_logs_reach_the_api(analysed_corpus):
     assert any("34" in str(a.data) and "tracks/s" in str(a.data) for a in artifacts)
     worker_lines = [g for g in logs if g.name == "playlista.analysis" and g.task_run_id]
     assert any("empty_file" in g.message for g in worker_lines)
+
+
+def test_every_analysed_file_has_tags_and_an_embedding_from_each_model(analysed_corpus):
+    db = analysed_corpus["db"]
+    per_track = rows(
+        db,
+        "SELECT l.path, m.model, len(m.scores), len(m.embedding), m.patches, "
+        "list_min(m.scores), list_max(m.scores) "
+        "FROM library AS l JOIN track_musicnn AS m USING (path)",
+    )
+    tracks = {p for (p,) in rows(db, "SELECT path FROM library")}
+    assert {(p, m) for p, m, *_ in per_track} == {
+        (p, m) for p in tracks for m in ("MTT_musicnn", "MSD_musicnn")
+    }
+    for path, _, n_scores, n_dims, patches, low, high in per_track:
+        assert (n_scores, n_dims) == (50, 200) and patches >= 1, path
+        assert 0.0 <= low <= high <= 1.0 and high > 0.05, path
+    # Real models tell tracks apart: every tag's score varies across the corpus.
+    spread = rows(
+        db,
+        "SELECT model, tag, stddev_samp(score) FROM track_tag_scores GROUP BY model, tag",
+    )
+    assert len(spread) == 100 and all(s > 1e-4 for _, _, s in spread)
+    top = rows(db, "SELECT top_tags FROM library")
+    assert all(len(t) == 5 and len(set(t)) == 5 for (t,) in top)
+
+
+def test_two_renderings_of_one_song_are_each_others_nearest(analysed_corpus):
+    library, db = analysed_corpus["library"], analysed_corpus["db"]
+    backing = str(library / "good/fof/war_of_freedom_backing.ogg")
+    full = str(library / "good/fof/war_of_freedom_full.ogg")
+    bach = str(library / "good/rendered/bach_bwv269.flac")
+    for model in ("MSD_musicnn", "MTT_musicnn"):
+        similar = dict(
+            (p, s)
+            for p, s in rows(
+                db,
+                "SELECT path, similarity FROM similar_tracks($t, n := 100, embedding_model := $m)",
+                {"t": backing, "m": model},
+            )
+        )
+        assert full in similar and bach in similar
+        assert similar[full] > similar[bach], model
+        bach_to_full = rows(
+            db,
+            "SELECT similarity FROM similar_tracks($t, n := 100, embedding_model := $m) "
+            "WHERE path = $other",
+            {"t": bach, "m": model, "other": full},
+        )[0][0]
+        assert similar[full] > bach_to_full, model
+        # Ordered most similar first, the track itself left out.
+        values = list(similar.values())
+        assert values == sorted(values, reverse=True) and backing not in similar

@@ -10,6 +10,7 @@ import duckdb
 import pytest
 
 from flows.analyze_library import analyze_library
+from playlista.analysis import MUSICNN_VERSION
 from tests.conftest import copy_corpus
 
 pytestmark = pytest.mark.slow
@@ -19,7 +20,7 @@ FILES = [
     "good/samples/loop_amen_full.flac",
     "good/rendered/mozart_k545.flac",
 ]
-TABLES = ("files", "track_tags", "track_features", "failures")
+TABLES = ("files", "track_tags", "track_features", "track_musicnn", "failures")
 
 
 def snapshot(db: Path) -> dict[str, list[tuple[Any, ...]]]:
@@ -122,3 +123,38 @@ def test_batches_are_bounded_balanced_and_largest_first():
     few = make_batches(files[:24], batch_size=8, workers=2)
     assert len(few) == 8 and all(len(b) == 3 for b in few)
     assert make_batches(files[:1], batch_size=8, workers=4) == [[files[0]]]
+
+
+def test_a_musicnn_version_bump_reruns_musicnn_and_nothing_else(library):
+    lib, db, _ = library
+    with duckdb.connect(str(db)) as con:  # the stored rows of an older MusiCNN version
+        con.execute("UPDATE track_musicnn SET musicnn_version = musicnn_version - 1")
+    before = snapshot(db)
+    summary = run(lib, db)
+    assert (summary["refreshed"], summary["analyzed"], summary["unchanged"]) == (3, 0, 3)
+    after = snapshot(db)
+    for table in ("files", "track_tags", "track_features", "failures"):
+        assert after[table] == before[table], table  # analyzed_at and every other column
+    with duckdb.connect(str(db), read_only=True) as con:
+        old = musicnn_rows(con, before)
+        new = musicnn_rows(con, after)
+    assert old.keys() == new.keys() and len(new) == 6  # 3 tracks, 2 models
+    for key, (version, analyzed) in new.items():
+        assert version == MUSICNN_VERSION and old[key][0] == MUSICNN_VERSION - 1
+        assert analyzed > old[key][1]
+    assert run(lib, db)["refreshed"] == 0
+
+
+def musicnn_rows(
+    con: duckdb.DuckDBPyConnection, snap: dict[str, list[tuple[Any, ...]]]
+) -> dict[tuple[str, str], tuple[int, Any]]:
+    """(path, model) -> (musicnn_version, analyzed_at) of a snapshot's track_musicnn rows."""
+    names = [
+        c
+        for (c,) in con.execute(
+            "SELECT column_name FROM information_schema.columns "
+            "WHERE table_name = 'track_musicnn' ORDER BY ordinal_position"
+        ).fetchall()
+    ]
+    rows = [dict(zip(names, r, strict=True)) for r in snap["track_musicnn"]]
+    return {(r["path"], r["model"]): (r["musicnn_version"], r["analyzed_at"]) for r in rows}

@@ -41,4 +41,10 @@ FEATURE_SOURCES: dict[str, str] = {
         f"librosa feature.mfcc(n_mfcc={N_MFCC}) of power_to_db(feature.melspectrogram)",
     ),
     "chroma_mean": "librosa feature.chroma_stft",
+    "musicnn_scores": (
+        "MusiCNN MTT_musicnn and MSD_musicnn (musicnn 0.1.0 weights, TensorFlow 2): "
+        "mean sigmoid tag probabilities over up to musicnn_max_patches 3-s patches"
+    ),
+    "musicnn_embedding": "MusiCNN penultimate layer (200-d, after batch norm), mean over patches",
+    "top_tags": "the 5 highest MusiCNN tag scores of either model",
 }

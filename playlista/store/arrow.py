@@ -8,9 +8,16 @@ from typing import TypeVar
 
 import pyarrow as pa
 
-from playlista.records import Failure, Features, FileStat, Tags, TrackResult
+from playlista.records import (
+    Failure,
+    Features,
+    FileStat,
+    MusicnnResult,
+    Tags,
+    TrackResult,
+)
 
-R = TypeVar("R", bound=TrackResult | Failure)
+R = TypeVar("R", bound=TrackResult | MusicnnResult | Failure)
 
 _TAG_TYPES = {
     "year": pa.int32(),
@@ -83,6 +90,23 @@ def features_table(results: Sequence[TrackResult]) -> pa.Table:
     columns["elapsed_s"] = pa.array([r.elapsed_s for r in results], pa.float64())
     columns["analyzed_at"] = pa.array([r.analyzed_at for r in results], _TS)
     return pa.table(columns)
+
+
+def musicnn_table(results: Sequence[TrackResult | MusicnnResult]) -> pa.Table:
+    """One row per track and model: mean tag scores and mean embedding."""
+    rows = [(r, m) for r in results for m in r.musicnn]
+    return pa.table(
+        {
+            "path": pa.array([r.path for r, _ in rows], pa.string()),
+            "model": pa.array([m.model for _, m in rows], pa.string()),
+            "scores": pa.array([m.scores for _, m in rows], pa.list_(pa.float32(), 50)),
+            "embedding": pa.array([m.embedding for _, m in rows], pa.list_(pa.float32(), 200)),
+            "patches": pa.array([m.patches for _, m in rows], pa.int32()),
+            "musicnn_version": pa.array([r.musicnn_version for r, _ in rows], pa.int32()),
+            "worker": pa.array([r.worker for r, _ in rows], pa.string()),
+            "analyzed_at": pa.array([r.analyzed_at for r, _ in rows], _TS),
+        }
+    )
 
 
 def failures_table(failures: Sequence[Failure]) -> pa.Table:

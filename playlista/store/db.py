@@ -17,14 +17,15 @@ import duckdb
 
 from playlista.audio.sources import FEATURE_SOURCES
 from playlista.errors import DatabaseBusyError
-from playlista.records import AnalysisOutcome, Failure, FileStat, TrackResult
+from playlista.models.frontend import LABELS
+from playlista.records import AnalysisOutcome, Failure, FileStat, MusicnnResult, TrackResult
 from playlista.store import arrow
 from playlista.store.migrations import migrate
 from playlista.store.plan import Plan, make_plan
 
 log = logging.getLogger(__name__)
 
-_TRACK_TABLES = ("files", "track_tags", "track_features", "failures")
+_TRACK_TABLES = ("files", "track_tags", "track_features", "track_musicnn", "failures")
 
 # The per-run file counts, in the order they are shown.
 RUN_COUNTERS = (
@@ -35,6 +36,7 @@ RUN_COUNTERS = (
     "moved",
     "deleted",
     "retried",
+    "refreshed",
     "analyzed",
     "failed",
 )
@@ -55,6 +57,25 @@ def failure_rows(con: duckdb.DuckDBPyConnection) -> list[tuple[Any, ...]]:
     return con.execute(
         "SELECT path, error_class, message, retryable, attempts, last_failed_at "
         "FROM failures ORDER BY error_class, path"
+    ).fetchall()
+
+
+def similar_rows(
+    con: duckdb.DuckDBPyConnection, path: str, *, n: int, model: str
+) -> list[tuple[Any, ...]]:
+    """``(path, title, artist, similarity)`` of the ``n`` tracks most like ``path``.
+
+    Raises ``LookupError`` when ``path`` has no embedding from ``model``.
+    """
+    found = con.execute(
+        "SELECT count(*) FROM track_musicnn WHERE path = ? AND model = ?", [path, model]
+    ).fetchone()
+    if not found or not found[0]:
+        raise LookupError(f"{path} has no {model} embedding in the database")
+    return con.execute(
+        "SELECT path, title, artist, similarity "
+        "FROM similar_tracks($path, n := $n, embedding_model := $model)",
+        {"path": path, "n": n, "model": model},
     ).fetchall()
 
 
@@ -91,6 +112,8 @@ class Store:
         *,
         roots: Sequence[str],
         analyzer_version: int,
+        musicnn_version: int,
+        musicnn_models: int,
         full_rescan: bool = False,
         retry_failed: bool = False,
     ) -> Plan:
@@ -99,6 +122,8 @@ class Store:
             scan,
             roots=roots,
             analyzer_version=analyzer_version,
+            musicnn_version=musicnn_version,
+            musicnn_models=musicnn_models,
             full_rescan=full_rescan,
             retry_failed=retry_failed,
         )
@@ -148,6 +173,7 @@ class Store:
         """Upsert one batch in one transaction; return (analysed, failed) counts."""
         unique = arrow.dedupe_by_path(outcomes)
         results = [o for o in unique if isinstance(o, TrackResult)]
+        refreshed = [o for o in unique if isinstance(o, MusicnnResult)]
         failures = [o for o in unique if isinstance(o, Failure)]
         now = datetime.now(UTC)
         with self._transaction():
@@ -157,7 +183,10 @@ class Store:
                 )
                 self._replace("track_tags", arrow.tags_table(results))
                 self._replace("track_features", arrow.features_table(results))
+                self._delete_paths("track_musicnn", [r.path for r in results])
                 self._delete_paths("failures", [r.path for r in results])
+            if results or refreshed:
+                self._replace("track_musicnn", arrow.musicnn_table([*results, *refreshed]))
             if failures:
                 self._record_failures(failures, now)
         return len(results), len(failures)
@@ -169,6 +198,7 @@ class Store:
         paths = [f.path for f in failures]
         self._delete_paths("track_tags", paths)  # a stored analysis of the old content is stale
         self._delete_paths("track_features", paths)
+        self._delete_paths("track_musicnn", paths)
         self.con.register("batch", arrow.failures_table(failures))
         try:
             self.con.execute("""
@@ -248,12 +278,16 @@ class Store:
 
     def _record_feature_sources(self) -> None:
         rows = sorted(FEATURE_SOURCES.items())
+        labels = [
+            (model, i, tag) for model, tags in sorted(LABELS.items()) for i, tag in enumerate(tags)
+        ]
         with self._transaction():
             self.con.executemany(
                 "INSERT INTO feature_sources VALUES (?, ?) ON CONFLICT (feature) DO UPDATE "
                 "SET source = excluded.source WHERE feature_sources.source <> excluded.source",
                 rows,
             )
+            self.con.executemany("INSERT OR REPLACE INTO musicnn_labels VALUES (?, ?, ?)", labels)
 
     def _transaction(self) -> _Transaction:
         return _Transaction(self.con)

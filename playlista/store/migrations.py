@@ -140,8 +140,72 @@ LEFT JOIN track_tags AS t USING (path)
 WHERE f.status = 'present';
 """
 
+_MUSICNN = """
+CREATE TABLE musicnn_labels (
+    model VARCHAR NOT NULL,
+    idx   INTEGER NOT NULL,
+    tag   VARCHAR NOT NULL,
+    PRIMARY KEY (model, idx)
+);
+
+CREATE TABLE track_musicnn (
+    path            VARCHAR NOT NULL,
+    model           VARCHAR NOT NULL,
+    scores          FLOAT[50] NOT NULL,
+    embedding       FLOAT[200] NOT NULL,
+    patches         INTEGER NOT NULL,
+    musicnn_version INTEGER NOT NULL,
+    worker          VARCHAR,
+    analyzed_at     TIMESTAMPTZ NOT NULL,
+    PRIMARY KEY (path, model)
+);
+
+ALTER TABLE runs ADD COLUMN refreshed BIGINT;
+
+CREATE VIEW track_tag_scores AS
+SELECT m.path, m.model, l.tag, m.scores[l.idx + 1] AS score
+FROM track_musicnn AS m
+JOIN musicnn_labels AS l USING (model);
+
+CREATE OR REPLACE VIEW library AS
+WITH tag_best AS (
+    SELECT path, tag, max(score) AS score FROM track_tag_scores GROUP BY path, tag
+), top AS (
+    SELECT path, list(tag ORDER BY score DESC, tag)[1:5] AS top_tags
+    FROM tag_best GROUP BY path
+)
+SELECT
+    f.path, t.title, t.artist, t.album, t.albumartist, t.genre, t.year, t.track_no,
+    t.track_total, t.disc_no, t.disc_total, x.duration_s, t.codec, t.bitrate, t.sample_rate,
+    t.channels, x.bpm, x.bpm_confidence, x."key", x.mode, x.key_strength, x.camelot,
+    x.loudness_lufs, x.loudness_range_lu, x.energy, x.danceability, x.spectral_centroid_hz,
+    x.spectral_rolloff_hz, x.spectral_flatness, x.spectral_bandwidth_hz, x.zero_crossing_rate,
+    x.onset_rate, x.mfcc_mean, x.mfcc_std, x.chroma_mean, top.top_tags,
+    t.musicbrainz_trackid, t.musicbrainz_albumid, t.musicbrainz_artistid,
+    t.replaygain_track_gain_db, t.replaygain_track_peak, t.replaygain_album_gain_db,
+    t.replaygain_album_peak, f.size, f.mtime_ns, x.decoder, x.worker, x.warnings,
+    x.analyzer_version, x.analyzed_at
+FROM files AS f
+JOIN track_features AS x USING (path)
+LEFT JOIN track_tags AS t USING (path)
+LEFT JOIN top USING (path)
+WHERE f.status = 'present';
+
+-- The n tracks most like `target` by one model's embedding, most similar first.
+CREATE MACRO similar_tracks(target, n := 10, embedding_model := 'MSD_musicnn') AS TABLE
+SELECT l.path, l.title, l.artist, l.album,
+       array_cosine_similarity(e.embedding, seed.embedding) AS similarity
+FROM track_musicnn AS seed
+JOIN track_musicnn AS e ON e.model = seed.model AND e.path <> seed.path
+JOIN library AS l ON l.path = e.path
+WHERE seed.path = target AND seed.model = embedding_model
+ORDER BY similarity DESC, l.path
+LIMIT n;
+"""
+
 MIGRATIONS: list[tuple[str, str]] = [
     ("0001_initial", _INITIAL),
+    ("0002_musicnn", _MUSICNN),
 ]
 
 

@@ -32,11 +32,17 @@ SELECT s.path, s.size, s.mtime_ns,
           OR (x.path IS NULL AND e.path IS NOT NULL AND NOT e.retryable AND NOT $retry_failed) THEN
             CASE WHEN f.status = 'deleted' THEN 'restored' ELSE 'unchanged' END
         ELSE 'retried'
-    END AS state
+    END AS state,
+    x.path IS NOT NULL AND (m.path IS NULL OR m.models < $models OR m.oldest <> $musicnn_version)
+        AS musicnn_stale
 FROM scan AS s
 LEFT JOIN files AS f USING (path)
 LEFT JOIN track_features AS x USING (path)
 LEFT JOIN failures AS e USING (path)
+LEFT JOIN (
+    SELECT path, count(*) AS models, min(musicnn_version) AS oldest
+    FROM track_musicnn GROUP BY path
+) AS m USING (path)
 """
 
 _MISSING = """
@@ -51,9 +57,14 @@ WHERE f.status = 'present'
 
 @dataclass
 class Plan:
-    """What to do with one scan. ``moves`` pairs an old path with the file now holding it."""
+    """What to do with one scan. ``moves`` pairs an old path with the file now holding it.
+
+    ``to_analyze`` needs everything computed; ``to_refresh`` is unchanged and analysed, and
+    needs only MusiCNN again (its version was bumped, or it was analysed without it).
+    """
 
     to_analyze: list[FileStat] = field(default_factory=list)
+    to_refresh: list[FileStat] = field(default_factory=list)
     moves: list[tuple[str, FileStat]] = field(default_factory=list)
     deleted: list[str] = field(default_factory=list)
     restored: list[str] = field(default_factory=list)
@@ -67,6 +78,8 @@ def make_plan(
     *,
     roots: Sequence[str],
     analyzer_version: int,
+    musicnn_version: int,
+    musicnn_models: int,
     full_rescan: bool = False,
     retry_failed: bool = False,
 ) -> Plan:
@@ -74,14 +87,19 @@ def make_plan(
     plan = Plan()
     _load_scan(con, scan, roots, skipped=plan.skipped)
     counts = dict.fromkeys(
-        ("files_seen", "new", "changed", "unchanged", "moved", "deleted", "retried"), 0
+        ("files_seen", "new", "changed", "unchanged", "moved", "deleted", "retried", "refreshed"),
+        0,
     )
     plan.counts = counts
     new: list[FileStat] = []
-    rows = con.execute(
-        _CLASSIFY, {"version": analyzer_version, "retry_failed": retry_failed}
-    ).fetchall()
-    for path, size, mtime_ns, state in rows:
+    params = {
+        "version": analyzer_version,
+        "retry_failed": retry_failed,
+        "musicnn_version": musicnn_version,
+        "models": musicnn_models,
+    }
+    rows = con.execute(_CLASSIFY, params).fetchall()
+    for path, size, mtime_ns, state, musicnn_stale in rows:
         counts["files_seen"] += 1
         stat = FileStat(path, size, mtime_ns)
         if full_rescan:
@@ -93,6 +111,9 @@ def make_plan(
             counts["unchanged"] += 1
             if state == "restored":
                 plan.restored.append(path)
+            if musicnn_stale:
+                counts["refreshed"] += 1
+                plan.to_refresh.append(stat)
         else:
             counts[state] += 1
             plan.to_analyze.append(stat)

@@ -13,12 +13,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from playlista.records import Failure, Features, Tags, TrackResult
+from playlista.records import Failure, Features, ModelScores, MusicnnResult, Tags, TrackResult
 from playlista.scan import discover, fingerprint
 from playlista.store import Plan, Store
 
 T0 = datetime(2024, 5, 1, 12, 0, 0, 123456, tzinfo=UTC)
-TABLES = ("files", "track_tags", "track_features", "failures")
+TABLES = ("files", "track_tags", "track_features", "track_musicnn", "failures")
+MODELS = ("MTT_musicnn", "MSD_musicnn")
 MFCC = tuple(-250.5 + 17.25 * i for i in range(13))  # exact in float32
 CHROMA = tuple(i / 16 for i in range(12))
 
@@ -37,8 +38,14 @@ def track(
     title: str = "Song",
     analyzed_at: datetime = T0,
     warnings: tuple[str, ...] = (),
+    musicnn_version: int = 1,
+    direction: tuple[float, ...] = (1.0,),
 ) -> TrackResult:
-    """A result for the real file at ``path``, as analysis would return it."""
+    """A result for the real file at ``path``, as analysis would return it.
+
+    Its embeddings point along ``direction`` (padded with zeros to 200 dimensions), so
+    tests can set how similar two tracks are.
+    """
     p = os.fspath(path)
     st = os.stat(p)
     return TrackResult(
@@ -88,7 +95,23 @@ def track(
         analyzed_at=analyzed_at,
         elapsed_s=0.5,
         warnings=warnings,
+        musicnn=scores(direction),
+        musicnn_version=musicnn_version,
     )
+
+
+def scores(direction: tuple[float, ...] = (1.0,)) -> tuple[ModelScores, ...]:
+    """Both models' verdicts: tag i scores i/64 (exact in float32); embedding ``direction``."""
+    embedding = tuple(direction) + (0.0,) * (200 - len(direction))
+    return tuple(
+        ModelScores(model, tuple(i / 64 for i in range(50)), embedding, 8) for model in MODELS
+    )
+
+
+def refreshed(
+    path: Path | str, *, version: int = 2, analyzed_at: datetime = T0
+) -> MusicnnResult:
+    return MusicnnResult(os.fspath(path), scores(), version, "host:456", analyzed_at, 0.25)
 
 
 def failure(
@@ -113,17 +136,30 @@ def failure(
     )
 
 
-def plan(store: Store, *roots: Path, version: int = 1, **options: bool) -> Plan:
+def plan(
+    store: Store, *roots: Path, version: int = 1, musicnn_version: int = 1, **options: bool
+) -> Plan:
     return store.plan(
         discover(roots),
         roots=[str(r) for r in roots],
         analyzer_version=version,
+        musicnn_version=musicnn_version,
+        musicnn_models=len(MODELS),
         **options,
     )
 
 
 def counts(**nonzero: int) -> dict[str, int]:
-    keys = ("files_seen", "new", "changed", "unchanged", "moved", "deleted", "retried")
+    keys = (
+        "files_seen",
+        "new",
+        "changed",
+        "unchanged",
+        "moved",
+        "deleted",
+        "retried",
+        "refreshed",
+    )
     return {k: nonzero.get(k, 0) for k in keys}
 
 

@@ -43,7 +43,7 @@ def test_an_unchanged_library_plans_nothing_and_changes_no_row(
     store: Store, lib: Path, analysed: list[Path]
 ) -> None:
     before = snapshot(store)
-    assert [len(before[t]) for t in TABLES] == [4, 3, 3, 1]
+    assert [len(before[t]) for t in TABLES] == [4, 3, 3, 6, 1]
     p = plan(store, lib)
     assert p.counts == counts(files_seen=4, unchanged=4)
     assert (p.to_analyze, p.moves, p.deleted, p.restored) == ([], [], [], [])
@@ -315,6 +315,8 @@ def test_a_non_utf8_file_name_does_not_stop_planning(store: Store, lib: Path) ->
 def test_duplicate_paths_in_a_scan_are_seen_once(store: Store, lib: Path) -> None:
     a = audio_file(lib / "a.flac")
     stat = FileStat(str(a), *_stat(str(a)))
-    p = store.plan([stat, stat], roots=[str(lib)], analyzer_version=1)
+    p = store.plan(
+        [stat, stat], roots=[str(lib)], analyzer_version=1, musicnn_version=1, musicnn_models=2
+    )
     assert p.to_analyze == [stat]
     assert p.counts == counts(files_seen=1, new=1)
