@@ -24,7 +24,7 @@ PREFECT_API_URL ?= http://$(SERVER_HOST):$(SERVER_PORT)/api
 PREFECT_SERVER_ENV := PREFECT_HOME="$(SERVER_HOME)" PREFECT_SERVER_ANALYTICS_ENABLED=false \
 	PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS=120 PREFECT_LOGGING_EXTRA_LOGGERS=playlista
 
-.PHONY: setup analyze test lint server deploy worker
+.PHONY: setup analyze test lint server deploy worker faults
 
 setup: .venv/.synced
 
@@ -63,6 +63,10 @@ deploy: setup
 worker: setup
 	PREFECT_API_URL=$(PREFECT_API_URL) $(PREFECT_SERVER_ENV) \
 		.venv/bin/prefect worker start --pool playlista --type process
+
+# The fault-tolerance matrix: one line per fault with its outcome.
+faults: setup
+	.venv/bin/pytest -m fault -q -p no:cacheprovider
 
 test: lint
 	.venv/bin/pytest

@@ -34,7 +34,9 @@ from playlista.records import ALL_PARTS, AnalysisOutcome, Failure, FileStat, Par
 from playlista.scan import discover
 from playlista.settings import Settings
 from playlista.store import Store
+from playlista.store.staging import BatchWriter
 from tasks.analyze import analyze_batch, retry_transient
+from tasks.store import finish_run
 
 MUSICNN_ONLY: tuple[Part, ...] = ("musicnn",)
 
@@ -67,23 +69,27 @@ def analyze_library(
     roots = [os.path.abspath(r) for r in roots]
     db_path = str(db or settings.db)
     run_id = str(uuid.uuid4())
-    with _sole_writer(db_path, settings.writer_wait_seconds), Store.open(db_path) as store:
-        store.start_run(
-            run_id, flow_run_id=runtime.flow_run.id, roots=roots, full_rescan=full_rescan
-        )
-        plan = store.plan(
-            discover(roots, follow_symlinks=follow_symlinks),
-            roots=roots,
-            analyzer_version=ANALYZER_VERSION,
-            musicnn_version=MUSICNN_VERSION,
-            musicnn_models=len(MODEL_NAMES),
-            full_rescan=full_rescan,
-            retry_failed=retry_failed,
-        )
-        store.apply_plan(plan)
+    with _sole_writer(db_path, settings.writer_wait_seconds):
+        writer = BatchWriter(db_path)
+        with Store.open(db_path) as store:  # a file held by another process is refused here
+            writer.merge_into(store)  # batches a run before us had to keep aside
+            store.start_run(
+                run_id, flow_run_id=runtime.flow_run.id, roots=roots, full_rescan=full_rescan
+            )
+            plan = store.plan(
+                discover(roots, follow_symlinks=follow_symlinks),
+                roots=roots,
+                analyzer_version=ANALYZER_VERSION,
+                musicnn_version=MUSICNN_VERSION,
+                musicnn_models=len(MODEL_NAMES),
+                full_rescan=full_rescan,
+                retry_failed=retry_failed,
+            )
+            store.apply_plan(plan)
+            store.write_outcomes(plan.unstorable)
         counts: dict[str, float] = dict(plan.counts)
         logger.info("planned %s in %.1f s: %s", db_path, time.perf_counter() - started, counts)
-        totals = {"analyzed": 0, "failed": 0, "audio_seconds": 0.0}
+        totals = {"analyzed": 0, "failed": len(plan.unstorable), "audio_seconds": 0.0}
         if plan.to_analyze or plan.to_refresh:
             for outcomes in _analyze_on_dask(
                 plan.to_analyze,
@@ -97,14 +103,14 @@ def analyze_library(
                 batch_size=batch_size or settings.batch_size,
                 show_progress=show_progress,
             ):
-                analyzed, failed = store.write_outcomes(outcomes)
-                totals["analyzed"] += analyzed
-                totals["failed"] += failed
+                writer.write(outcomes)
+                totals["analyzed"] += sum(isinstance(o, TrackResult) for o in outcomes)
+                totals["failed"] += sum(isinstance(o, Failure) for o in outcomes)
                 totals["audio_seconds"] += sum(
                     o.decoded_seconds for o in outcomes if isinstance(o, TrackResult)
                 )
         counts.update(totals, wall_seconds=time.perf_counter() - started)
-        store.finish_run(run_id, status="completed", counts=counts)
+        counts["staged"] = _finish(writer, run_id, counts, settings)
     summary = {"run_id": run_id, "db": db_path, **counts}
     _report(summary)
     return summary
@@ -294,6 +300,26 @@ def _batch_failure(stat: FileStat, exc: BaseException) -> Failure:
         worker="",
         failed_at=datetime.now(UTC),
     )
+
+
+def _finish(writer: BatchWriter, run_id: str, counts: dict[str, float], settings: Settings) -> int:
+    """Merge what was staged and close the run's row; return the batches still staged.
+
+    The merge is retried with backoff while another process holds the file; if it holds
+    it past the last try, the batches stay staged and the next run merges them first.
+    """
+    task = finish_run.with_options(retries=settings.write_retries)
+    try:
+        task(writer.db_path, run_id, counts)
+    except DatabaseBusyError:
+        get_run_logger().warning(
+            "%s is still held by another process: %d batch(es) stay in %s and are merged "
+            "by the next run",
+            writer.db_path,
+            len(writer.staged()),
+            writer.staging,
+        )
+    return len(writer.staged())
 
 
 def _report(summary: dict[str, Any]) -> None:

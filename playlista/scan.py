@@ -24,7 +24,8 @@ def discover(
     """Yield every audio file under ``roots``, recursively, as an absolute path with its stat.
 
     Hidden files and folders (a leading dot) are skipped; so are symbolic links unless
-    ``follow_symlinks``, in which case each real folder is entered once (no loops).
+    ``follow_symlinks``, in which case each real folder is entered once (no loops), except
+    a dangling link named like audio, which is broken whether followed or not.
     Nothing is opened: the size and mtime come from the directory entry's stat.
     Entries that are not regular files but are named like audio (a folder called
     ``x.mp3``, a dangling link) are yielded too, with size -1, so that they end up
@@ -61,10 +62,11 @@ def _walk(
         for entry in entries:
             if entry.name.startswith("."):
                 continue
-            is_link = entry.is_symlink()
-            if is_link and not follow_symlinks:
-                continue
             audio_name = os.path.splitext(entry.name)[1].lower() in extensions
+            if entry.is_symlink() and not follow_symlinks:
+                if audio_name and not os.path.exists(entry.path):
+                    yield FileStat(entry.path, -1, 0)  # broken either way: say so
+                continue
             try:
                 if entry.is_dir(follow_symlinks=True):
                     if audio_name:

@@ -72,6 +72,14 @@ class Settings(BaseSettings):
         ge=0,
         description="How long a run waits for another run writing the same database to finish.",
     )
+    write_retries: int = Field(
+        6,
+        ge=0,
+        description=(
+            "Tries, with exponential backoff (1, 2, 4 ... s), to merge staged batches at the "
+            "end of a run while another process holds the database."
+        ),
+    )
     follow_symlinks: bool = Field(False, description="Follow symbolic links while discovering.")
     min_audio_seconds: float = Field(
         1.0, gt=0, description="Files decoding to less audio than this are recorded as failures."

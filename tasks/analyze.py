@@ -10,6 +10,7 @@ from playlista.analysis import analyze_file
 from playlista.errors import TransientFailures
 from playlista.records import ALL_PARTS, AnalysisOutcome, Failure, FileStat, Part
 from playlista.worker import audio_libraries
+from tasks.retry import raised
 
 
 def _analyze(
@@ -45,16 +46,6 @@ def analyze_batch(
     return _analyze(files, min_seconds, parts, max_patches)
 
 
-def _still_transient(task: object, task_run: object, state: object) -> bool:
-    try:
-        state.result()  # type: ignore[attr-defined]
-    except TransientFailures:
-        return True
-    except Exception:
-        return False
-    return False
-
-
 @task(
     name="retry-transient",
     cache_policy=NO_CACHE,
@@ -62,7 +53,7 @@ def _still_transient(task: object, task_run: object, state: object) -> bool:
     retries=3,
     retry_delay_seconds=exponential_backoff(backoff_factor=2),
     retry_jitter_factor=0.5,
-    retry_condition_fn=_still_transient,
+    retry_condition_fn=raised(TransientFailures),
 )
 def retry_transient(
     files: list[FileStat],

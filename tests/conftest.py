@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -65,25 +66,37 @@ def copy_corpus(corpus: Path, dest: Path, parts: list[str]) -> Path:
     return dest
 
 
+def tree_digests(root: Path) -> dict[str, str]:
+    """SHA-256 of every file under ``root``, by path relative to it."""
+    return {
+        str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(root.rglob("*"))
+        if p.is_file()
+    }
+
+
 @pytest.fixture(scope="session")
 def analysed_corpus(
     corpus: Path, prefect_api: None, tmp_path_factory: pytest.TempPathFactory
 ) -> dict[str, Any]:
-    """The whole corpus (good, damaged, bad) analysed once by the real flow on 2 processes."""
+    """The corpus itself (good, damaged, bad), analysed once by the real flow on 2 processes.
+
+    It is analysed in place, not copied: a test checks it comes out byte for byte the same.
+    """
     from flows.analyze_library import analyze_library
 
-    library = copy_corpus(corpus, tmp_path_factory.mktemp("library"), ["good", "damaged", "bad"])
+    digests = tree_digests(corpus)
     db = tmp_path_factory.mktemp("db") / "playlista.duckdb"
-    state = analyze_library(
-        roots=[str(library)], db=str(db), workers=2, batch_size=4, return_state=True
-    )
+    roots = [str(corpus / part) for part in ("good", "damaged", "bad")]
+    state = analyze_library(roots=roots, db=str(db), workers=2, batch_size=4, return_state=True)
     assert state.is_completed(), state
     summary = state.result()
     return {
-        "library": library,
+        "library": corpus,
         "db": db,
         "summary": summary,
         "flow_run_id": state.state_details.flow_run_id,
+        "digests_before": digests,
     }
 
 
@@ -108,3 +121,26 @@ def database_held_by_another_process(db: Path) -> Iterator[Path]:
     finally:
         holder.kill()
         holder.wait()
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    """After a run that included fault tests, one line per fault with its outcome."""
+    lines = []
+    for outcome in ("passed", "failed", "error", "skipped"):
+        for report in terminalreporter.stats.get(outcome, []):
+            name = getattr(report, "fault_name", None)
+            if name and (report.when == "call" or outcome != "passed"):
+                lines.append((name, outcome.upper(), report.nodeid.split("::")[-1]))
+    if lines:
+        terminalreporter.section("fault matrix")
+        width = max(len(name) for name, _, _ in lines)
+        for name, outcome, test in sorted(lines):
+            terminalreporter.write_line(f"{name:<{width}}  {outcome:<7} {test}")
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: Any) -> Iterator[None]:
+    outcome = yield
+    marker = item.get_closest_marker("fault")
+    if marker:
+        outcome.get_result().fault_name = marker.args[0]  # type: ignore[attr-defined]

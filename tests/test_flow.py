@@ -148,30 +148,22 @@ def test_features_are_real_values_in_real_units(analysed_corpus):
 
 def test_runs_row_records_the_run(analysed_corpus):
     summary = analysed_corpus["summary"]
-    ((run,),) = [rows(analysed_corpus["db"], "SELECT * FROM runs")]
-    (
-        run_id,
-        flow_run_id,
-        _roots,
-        full,
-        status,
-        started,
-        finished,
-        seen,
-        new,
-        changed,
-        unchanged,
-        moved,
-        deleted,
-        retried,
-        analysed,
-        failed,
-        audio_s,
-        wall_s,
-    ) = run
-    assert run_id == summary["run_id"] and flow_run_id == str(analysed_corpus["flow_run_id"])
-    assert status == "completed" and not full and finished > started
-    assert (seen, new, changed, unchanged, moved, deleted) == (46, 46, 0, 0, 0, 0)
+    with duckdb.connect(str(analysed_corpus["db"]), read_only=True) as con:
+        cursor = con.execute("SELECT * FROM runs")
+        names = [d[0] for d in cursor.description]
+        (values,) = cursor.fetchall()
+    run = dict(zip(names, values, strict=True))
+    assert run["run_id"] == summary["run_id"]
+    assert run["flow_run_id"] == str(analysed_corpus["flow_run_id"])
+    assert run["status"] == "completed" and not run["full_rescan"]
+    assert run["finished_at"] > run["started_at"]
+    seen, new, changed, unchanged, moved, deleted, refreshed = (
+        run[k]
+        for k in ("files_seen", "new", "changed", "unchanged", "moved", "deleted", "refreshed")
+    )
+    assert (seen, new, changed, unchanged, moved, deleted, refreshed) == (46, 46, 0, 0, 0, 0, 0)
+    analysed, failed, retried = run["analyzed"], run["failed"], run["retried"]
+    audio_s, wall_s = run["audio_seconds"], run["wall_seconds"]
     assert (analysed, failed, retried) == (34, 12, 0)
     ((total,),) = rows(analysed_corpus["db"], "SELECT sum(duration_s) FROM library")
     assert audio_s == pytest.approx(total)

@@ -152,7 +152,7 @@ def test_a_folder_named_like_audio_is_yielded_with_size_minus_one(tmp_path: Path
     assert found == [FileStat(str(tmp_path / "x.mp3"), -1, 0), stat_of(inner)]
 
 
-def test_a_dangling_link_is_yielded_with_size_minus_one_when_following(tmp_path: Path) -> None:
+def test_a_dangling_link_named_like_audio_is_yielded_with_size_minus_one(tmp_path: Path) -> None:
     song = write(tmp_path / "song.mp3")
     (tmp_path / "y.flac").symlink_to(tmp_path / "gone.flac")
     (tmp_path / "notes.txt").symlink_to(tmp_path / "gone.txt")  # not audio: ignored
@@ -160,8 +160,9 @@ def test_a_dangling_link_is_yielded_with_size_minus_one_when_following(tmp_path:
         stat_of(song),
         FileStat(str(tmp_path / "y.flac"), -1, 0),
     ]
-    # Without following, a link of any kind is skipped, dangling or not.
-    assert list(discover([tmp_path])) == [stat_of(song)]
+    # Without following, a dangling link named like audio is still reported: it is broken
+    # whether followed or not.
+    assert list(discover([tmp_path])) == [stat_of(song), FileStat(str(tmp_path / "y.flac"), -1, 0)]
 
 
 def test_a_non_utf8_file_name_is_yielded(tmp_path: Path) -> None:

@@ -41,6 +41,10 @@ FEATURE_SOURCES: dict[str, str] = {
         f"librosa feature.mfcc(n_mfcc={N_MFCC}) of power_to_db(feature.melspectrogram)",
     ),
     "chroma_mean": "librosa feature.chroma_stft",
+}
+
+# What computes the MusiCNN columns, recorded in feature_sources beside FEATURE_SOURCES.
+MODEL_SOURCES: dict[str, str] = {
     "musicnn_scores": (
         "MusiCNN MTT_musicnn and MSD_musicnn (musicnn 0.1.0 weights, TensorFlow 2): "
         "mean sigmoid tag probabilities over up to musicnn_max_patches 3-s patches"

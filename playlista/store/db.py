@@ -14,8 +14,9 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
+import pyarrow as pa
 
-from playlista.audio.sources import FEATURE_SOURCES
+from playlista.audio.sources import FEATURE_SOURCES, MODEL_SOURCES
 from playlista.errors import DatabaseBusyError
 from playlista.models.frontend import LABELS
 from playlista.records import AnalysisOutcome, Failure, FileStat, MusicnnResult, TrackResult
@@ -60,6 +61,28 @@ def failure_rows(con: duckdb.DuckDBPyConnection) -> list[tuple[Any, ...]]:
     ).fetchall()
 
 
+def batch_tables(outcomes: Iterable[AnalysisOutcome]) -> dict[str, pa.Table]:
+    """One batch's rows as Arrow tables, by what they update; the last record of a path wins.
+
+    ``results`` (files rows of analysed tracks), ``track_tags`` and ``track_features`` come
+    together; ``track_musicnn`` from full and MusiCNN-only results; ``failures`` alone.
+    """
+    unique = arrow.dedupe_by_path(outcomes)
+    results = [o for o in unique if isinstance(o, TrackResult)]
+    refreshed = [o for o in unique if isinstance(o, MusicnnResult)]
+    failures = [o for o in unique if isinstance(o, Failure)]
+    tables: dict[str, pa.Table] = {}
+    if results:
+        tables["results"] = arrow.files_table(results, [r.fingerprint for r in results])
+        tables["track_tags"] = arrow.tags_table(results)
+        tables["track_features"] = arrow.features_table(results)
+    if results or refreshed:
+        tables["track_musicnn"] = arrow.musicnn_table([*results, *refreshed])
+    if failures:
+        tables["failures"] = arrow.failures_table(failures)
+    return tables
+
+
 def similar_rows(
     con: duckdb.DuckDBPyConnection, path: str, *, n: int, model: str
 ) -> list[tuple[Any, ...]]:
@@ -87,12 +110,17 @@ class Store:
         self.path = path
 
     @classmethod
-    def open(cls, path: str | os.PathLike[str]) -> Store:
-        """Open (creating if needed) and migrate the database at ``path``."""
+    def open(cls, path: str | os.PathLike[str], *, prepare: bool = True) -> Store:
+        """Open (creating if needed) and migrate the database at ``path``.
+
+        ``prepare=False`` skips the migrations and reference rows, for a writer that
+        reopens, within one run, a file it has already prepared.
+        """
         Path(path).parent.mkdir(parents=True, exist_ok=True)
         store = cls(connect(path), os.fspath(path))
-        migrate(store.con)
-        store._record_feature_sources()
+        if prepare:
+            migrate(store.con)
+            store._record_feature_sources()
         return store
 
     def close(self) -> None:
@@ -171,36 +199,48 @@ class Store:
 
     def write_outcomes(self, outcomes: Iterable[AnalysisOutcome]) -> tuple[int, int]:
         """Upsert one batch in one transaction; return (analysed, failed) counts."""
-        unique = arrow.dedupe_by_path(outcomes)
-        results = [o for o in unique if isinstance(o, TrackResult)]
-        refreshed = [o for o in unique if isinstance(o, MusicnnResult)]
-        failures = [o for o in unique if isinstance(o, Failure)]
+        return self.write_tables(batch_tables(outcomes))
+
+    def write_tables(self, tables: dict[str, pa.Table]) -> tuple[int, int]:
+        """Upsert one batch, as :func:`batch_tables` made it, in one transaction."""
+        results, failures = tables.get("results"), tables.get("failures")
         now = datetime.now(UTC)
         with self._transaction():
-            if results:
-                self._upsert_files(
-                    arrow.files_table(results, [r.fingerprint for r in results]), now
-                )
-                self._replace("track_tags", arrow.tags_table(results))
-                self._replace("track_features", arrow.features_table(results))
-                self._delete_paths("track_musicnn", [r.path for r in results])
-                self._delete_paths("failures", [r.path for r in results])
-            if results or refreshed:
-                self._replace("track_musicnn", arrow.musicnn_table([*results, *refreshed]))
-            if failures:
+            if results is not None:
+                self._upsert_files(results, now)
+                self._replace("track_tags", tables["track_tags"])
+                self._replace("track_features", tables["track_features"])
+                paths = results.column("path").to_pylist()
+                self._delete_paths("track_musicnn", paths)
+                self._delete_paths("failures", paths)
+            if "track_musicnn" in tables:
+                self._replace("track_musicnn", tables["track_musicnn"])
+            if failures is not None:
                 self._record_failures(failures, now)
-        return len(results), len(failures)
+        return (
+            results.num_rows if results is not None else 0,
+            failures.num_rows if failures is not None else 0,
+        )
 
-    def _record_failures(self, failures: list[Failure], now: datetime) -> None:
-        known = [f for f in failures if f.size is not None and f.mtime_ns is not None]
-        if known:
-            self._upsert_files(arrow.files_table(known, [None] * len(known)), now)
-        paths = [f.path for f in failures]
-        self._delete_paths("track_tags", paths)  # a stored analysis of the old content is stale
-        self._delete_paths("track_features", paths)
-        self._delete_paths("track_musicnn", paths)
-        self.con.register("batch", arrow.failures_table(failures))
+    def _record_failures(self, failures: pa.Table, now: datetime) -> None:
+        paths = failures.column("path").to_pylist()
+        # A stored analysis of the old content is stale.
+        for table in ("track_tags", "track_features", "track_musicnn"):
+            self._delete_paths(table, paths)
+        self.con.register("batch", failures)
         try:
+            self.con.execute(
+                """
+                INSERT INTO files
+                SELECT path, size, mtime_ns, NULL, 'present', $now, $now, NULL, NULL
+                FROM batch WHERE size IS NOT NULL AND mtime_ns IS NOT NULL
+                ON CONFLICT (path) DO UPDATE SET
+                    size = excluded.size, mtime_ns = excluded.mtime_ns,
+                    fingerprint = excluded.fingerprint, status = 'present',
+                    updated_at = excluded.updated_at, deleted_at = NULL
+                """,
+                {"now": now},
+            )
             self.con.execute("""
                 INSERT INTO failures
                 SELECT path, size, mtime_ns, error_class, message, retryable, 1, worker,
@@ -256,6 +296,8 @@ class Store:
     def start_run(
         self, run_id: str, *, flow_run_id: str | None, roots: Sequence[str], full_rescan: bool
     ) -> None:
+        """Record a run as started; a run still marked running was killed: say so."""
+        self.con.execute("UPDATE runs SET status = 'interrupted' WHERE status = 'running'")
         self.con.execute(
             "INSERT INTO runs (run_id, flow_run_id, roots, full_rescan, status, started_at) "
             "VALUES (?, ?, ?, ?, 'running', ?)",
@@ -277,7 +319,7 @@ class Store:
     # -- helpers ----------------------------------------------------------------------
 
     def _record_feature_sources(self) -> None:
-        rows = sorted(FEATURE_SOURCES.items())
+        rows = sorted({**FEATURE_SOURCES, **MODEL_SOURCES}.items())
         labels = [
             (model, i, tag) for model, tags in sorted(LABELS.items()) for i, tag in enumerate(tags)
         ]

@@ -11,11 +11,12 @@ import logging
 import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 
 import duckdb
 import pyarrow as pa
 
-from playlista.records import FileStat
+from playlista.records import Failure, FileStat
 from playlista.scan import fingerprint
 
 log = logging.getLogger(__name__)
@@ -69,6 +70,7 @@ class Plan:
     deleted: list[str] = field(default_factory=list)
     restored: list[str] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
+    unstorable: list[Failure] = field(default_factory=list)
     counts: dict[str, int] = field(default_factory=dict)
 
 
@@ -86,6 +88,7 @@ def make_plan(
     """Compare ``scan`` (every file now under ``roots``) with what the database holds."""
     plan = Plan()
     _load_scan(con, scan, roots, skipped=plan.skipped)
+    plan.unstorable = [_unstorable(name) for name in plan.skipped]
     counts = dict.fromkeys(
         ("files_seen", "new", "changed", "unchanged", "moved", "deleted", "retried", "refreshed"),
         0,
@@ -156,6 +159,21 @@ def _load_scan(
     con.executemany(
         "INSERT INTO scan_roots VALUES (?)",
         [[os.path.abspath(r).rstrip("/") or "/"] for r in roots],
+    )
+
+
+def _unstorable(name: str) -> Failure:
+    """A failure row for a file whose name cannot be a key, under its escaped name."""
+    return Failure(
+        path=name,
+        size=None,
+        mtime_ns=None,
+        error_class="invalid_name",
+        message="the file name is not valid UTF-8 (shown with \\x escapes); rename the file "
+        "to have it analysed",
+        retryable=False,
+        worker="",
+        failed_at=datetime.now(UTC),
     )
 
 

@@ -108,9 +108,7 @@ def scores(direction: tuple[float, ...] = (1.0,)) -> tuple[ModelScores, ...]:
     )
 
 
-def refreshed(
-    path: Path | str, *, version: int = 2, analyzed_at: datetime = T0
-) -> MusicnnResult:
+def refreshed(path: Path | str, *, version: int = 2, analyzed_at: datetime = T0) -> MusicnnResult:
     return MusicnnResult(os.fspath(path), scores(), version, "host:456", analyzed_at, 0.25)
 
 

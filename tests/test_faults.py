@@ -1,0 +1,440 @@
+"""The fault matrix: broken files, hung and crashing decoders, a dead worker, a killed flow, a
+held database, a read-only corpus, loopback addresses. `make faults` prints one line each."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+import duckdb
+import numpy as np
+import psutil
+import pyarrow.parquet as pq
+import pytest
+import soundfile as sf
+
+from playlista.records import FileStat
+from playlista.store.staging import staging_dir
+from tests.conftest import copy_corpus, tree_digests
+from tests.services import REPO
+
+pytestmark = pytest.mark.slow
+
+PLAYLISTA = str(Path(sys.executable).with_name("playlista"))
+GOOD = [
+    "good/rendered/bach_bwv351.flac",
+    "good/rendered/mozart_k545.flac",
+    "good/samples/loop_amen_full.flac",
+    "good/rendered/trance1.wav",
+    "good/rendered/bach_bwv269.flac",
+    "good/formats/war_of_freedom_60s.mp3",
+]
+# Drop the capabilities that let root read any file, so that mode bits bind as for a user.
+_NO_DAC = "-dac_override,-dac_read_search"
+AS_USER = (
+    ["setpriv", f"--bounding-set={_NO_DAC}", f"--inh-caps={_NO_DAC}"] if os.geteuid() == 0 else []
+)
+
+
+def query(db: Path, sql: str, params: Any = None) -> list[tuple[Any, ...]] | None:
+    """Rows of ``sql``, or None while another process holds the file."""
+    try:
+        with duckdb.connect(str(db), read_only=True) as con:
+            return con.execute(sql, params).fetchall()
+    except duckdb.IOException:
+        return None
+
+
+def rows(db: Path, sql: str, params: Any = None) -> list[tuple[Any, ...]]:
+    result = query(db, sql, params)
+    assert result is not None, f"{db} is held"
+    return result
+
+
+def start_cli(
+    tmp_path: Path, *args: str, env: dict[str, str] | None = None, log: str = "cli"
+) -> tuple[subprocess.Popen[bytes], Path]:
+    """``playlista ARGS`` in a session of its own, output to a log file."""
+    out = tmp_path / f"{log}.log"
+    base = {k: v for k, v in os.environ.items() if k != "PREFECT_API_URL"}
+    proc = subprocess.Popen(
+        [PLAYLISTA, *args],
+        env={**base, "PREFECT_HOME": str(tmp_path / "prefect"), **(env or {})},
+        stdout=out.open("wb"),
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    return proc, out
+
+
+def finish(proc: subprocess.Popen[bytes], log: Path, timeout: float = 900) -> str:
+    proc.wait(timeout=timeout)
+    return log.read_text(errors="replace")
+
+
+def wait_for(check: Any, *, timeout: float, what: str) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if result := check():
+            return result
+        time.sleep(0.2)
+    raise AssertionError(f"gave up waiting for {what}")
+
+
+def analysed_paths(db: Path) -> dict[str, Any] | None:
+    found = query(db, "SELECT path, analyzed_at FROM track_features")
+    return dict(found) if found is not None else None
+
+
+# -- 1. bad inputs ------------------------------------------------------------------------
+
+
+def make_bad_inputs(corpus: Path, lib: Path) -> dict[str, tuple[str, ...]]:
+    """Broken files of every kind, with the outcomes each may end in."""
+    copy_corpus(corpus, lib, ["bad", *GOOD[:2]])
+    made = lib / "made"
+    made.mkdir()
+    expect: dict[str, tuple[str, ...]] = {}
+    (made / "zero.mp3").write_bytes(b"")
+    expect["made/zero.mp3"] = ("empty_file",)
+    flac = (corpus / GOOD[0]).read_bytes()
+    (made / "truncated_mid_frame.flac").write_bytes(flac[: len(flac) // 2 + 777])
+    expect["made/truncated_mid_frame.flac"] = ("analysed", "decode_error")
+    (made / "notes.mp3").write_text("shopping list: milk, eggs\n" * 40)
+    expect["made/notes.mp3"] = ("unsupported_format",)
+    locked = made / "locked.flac"
+    locked.write_bytes(flac)
+    locked.chmod(0)
+    expect["made/locked.flac"] = ("unreadable",)
+    (made / "folder.ogg").mkdir()
+    expect["made/folder.ogg"] = ("unreadable",)
+    (made / "dangling.mp3").symlink_to(made / "gone.mp3")
+    expect["made/dangling.mp3"] = ("unreadable",)
+    with open(os.path.join(os.fsencode(made), b"caf\xe9.flac"), "wb") as f:
+        f.write(flac)
+    expect["made/caf\\xe9.flac"] = ("invalid_name",)
+    mp3 = bytearray((corpus / "good/formats/war_of_freedom_60s.mp3").read_bytes())
+    mp3[:4096] = np.random.default_rng(1).integers(0, 256, 4096, dtype=np.uint8).tobytes()
+    (made / "corrupt_header.mp3").write_bytes(bytes(mp3))
+    expect["made/corrupt_header.mp3"] = ("analysed", "decode_error", "unsupported_format")
+    two_hours(made / "two_hours.wav")
+    expect["made/two_hours.wav"] = ("analysed",)
+    for name in GOOD[:2]:
+        expect[name] = ("analysed",)
+    for path in sorted((lib / "bad").iterdir()):
+        expect[f"bad/{path.name}"] = (
+            "empty_file",
+            "no_audio",
+            "decode_error",
+            "unsupported_format",
+        )
+    return expect
+
+
+BROKEN = ("empty_file", "no_audio", "decode_error", "unsupported_format")
+
+
+def two_hours(path: Path, sr: int = 8000) -> None:
+    """Two hours of mono 8 kHz audio: a 220 Hz tone with a click every half second."""
+    with sf.SoundFile(path, "w", samplerate=sr, channels=1, subtype="PCM_16") as out:
+        t = np.arange(60 * sr) / sr
+        minute = 0.2 * np.sin(2 * np.pi * 220 * t)
+        minute[:: sr // 2] += 0.6
+        for _ in range(120):
+            out.write(minute.astype(np.float32))
+
+
+@pytest.mark.fault("bad inputs")
+def test_every_bad_input_ends_as_a_row_with_a_class_and_no_worker_dies(corpus, tmp_path):
+    lib = tmp_path / "music"
+    expect = make_bad_inputs(corpus, lib)
+    db = tmp_path / "library.duckdb"
+    cli = [*AS_USER, PLAYLISTA, "analyze", str(lib), "--db", str(db), "--workers", "2"]
+    env = {k: v for k, v in os.environ.items() if k != "PREFECT_API_URL"}
+    run = subprocess.run(
+        cli,
+        env={**env, "PREFECT_HOME": str(tmp_path / "prefect")},
+        capture_output=True,
+        text=True,
+        timeout=1500,
+        check=False,
+    )
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    outcome = {os.path.relpath(p, lib): "analysed" for (p,) in rows(db, "SELECT path FROM library")}
+    failures = rows(db, "SELECT path, error_class, message FROM failures")
+    outcome.update({os.path.relpath(p, lib): c for p, c, _ in failures})
+    assert set(outcome) == set(expect)
+    for name, allowed in expect.items():
+        assert outcome[name] in allowed, (name, outcome[name])
+    messages = {os.path.relpath(p, lib): m for p, _, m in failures}
+    assert "permission denied" in messages["made/locked.flac"]
+    assert "is a folder" in messages["made/folder.ogg"]
+    assert "symbolic link points to a missing file" in messages["made/dangling.mp3"]
+    assert "not valid UTF-8" in messages["made/caf\\xe9.flac"]
+    assert all(len(m) > 15 and "Traceback" not in m for m in messages.values())
+    ((duration,),) = rows(db, "SELECT duration_s FROM library WHERE path LIKE '%two_hours%'")
+    assert duration == pytest.approx(7200, abs=0.01)
+    workers = rows(db, "SELECT DISTINCT worker FROM track_features")
+    assert len(workers) <= 2  # a worker that died would come back under a new pid
+
+
+@pytest.mark.fault("file deleted before analysis")
+def test_a_file_deleted_between_discovery_and_analysis_is_recorded_then_marked_gone(
+    corpus, tmp_path
+):
+    from playlista.analysis import analyze_file
+
+    song = copy_corpus(corpus, tmp_path / "music", GOOD[:1]) / GOOD[0]
+    seen = os.stat(song)
+    song.unlink()
+    failure = analyze_file(
+        str(song), worker="w", stat=FileStat(str(song), seen.st_size, seen.st_mtime_ns)
+    )
+    assert failure.error_class == "file_vanished"  # type: ignore[union-attr]
+    assert "disappeared" in failure.message  # type: ignore[union-attr]
+    assert (failure.size, failure.mtime_ns) == (seen.st_size, seen.st_mtime_ns)  # type: ignore[union-attr]
+
+
+# -- 2, 3, 7. hung and crashing decoders, transient and permanent failures ---------------
+
+
+@pytest.mark.fault("hung decoder, crashing decoder, transient I/O error")
+def test_hangs_and_crashes_are_recorded_and_a_transient_error_is_retried(
+    corpus, prefect_api, tmp_path, monkeypatch, capsys
+):
+    from prefect import get_client
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
+
+    from flows.analyze_library import analyze_library
+    from playlista.cli import main
+
+    lib = copy_corpus(corpus, tmp_path / "music", GOOD[:3])
+    for name in ("hang_me", "abort_me", "flaky_me"):
+        (lib / f"{name}.flac").write_bytes((corpus / GOOD[4]).read_bytes())
+    rules = [
+        {"match": "hang_me", "fault": "hang"},
+        {"match": "abort_me", "fault": "abort"},
+        {"match": "flaky_me", "fault": "eio", "times": 2, "state": str(tmp_path / "state")},
+    ]
+    monkeypatch.setenv("PLAYLISTA_FAULTS", json.dumps(rules))
+    monkeypatch.setenv("PLAYLISTA_DECODE_TIMEOUT_SECONDS", "5")
+    db = tmp_path / "library.duckdb"
+
+    def run(**options: Any) -> dict[str, Any]:
+        return analyze_library(roots=[str(lib)], db=str(db), workers=2, batch_size=3, **options)
+
+    state = analyze_library(
+        roots=[str(lib)], db=str(db), workers=2, batch_size=3, return_state=True
+    )
+    summary = state.result()
+    assert (summary["analyzed"], summary["failed"]) == (4, 2)
+    failures = {
+        Path(p).stem: (c, m, r, a)
+        for p, c, m, r, a in rows(
+            db, "SELECT path, error_class, message, retryable, attempts FROM failures"
+        )
+    }
+    assert failures["hang_me"][0] == "timeout" and "5 s" in failures["hang_me"][1]
+    assert failures["abort_me"][0] == "crash" and "SIGABRT" in failures["abort_me"][1]
+    assert all(not retryable and attempts == 1 for _, _, retryable, attempts in failures.values())
+    assert len(rows(db, "SELECT DISTINCT worker FROM track_features")) == 2  # none died
+    # The flaky file failed twice (its batch, then the first retry) and then passed.
+    with get_client(sync_client=True) as client:
+        task_runs = client.read_task_runs(
+            flow_run_filter=FlowRunFilter(
+                id=FlowRunFilterId(any_=[state.state_details.flow_run_id])
+            )
+        )
+    retried = [t for t in task_runs if t.name.startswith("retry-transient")]
+    assert len(retried) == 1 and retried[0].run_count == 2
+    assert rows(db, "SELECT count(*) FROM library WHERE path LIKE '%flaky_me%'") == [(1,)]
+
+    again = run()  # permanent failures are not retried while the file is unchanged
+    assert (again["analyzed"], again["failed"], again["retried"]) == (0, 0, 0)
+    main(["failures", "--db", str(db)])
+    listed = capsys.readouterr().out
+    assert "timeout\tpermanent\t1" in listed and "crash\tpermanent\t1" in listed
+    forced = run(retry_failed=True)
+    assert (forced["retried"], forced["failed"]) == (2, 2)
+    attempts = rows(db, "SELECT DISTINCT attempts FROM failures")
+    assert attempts == [(2,)]
+
+
+# -- 4. a worker killed -------------------------------------------------------------------
+
+
+@pytest.mark.fault("worker killed")
+def test_a_worker_killed_mid_run_loses_nothing_and_counts_nothing_twice(corpus, tmp_path):
+    lib = copy_corpus(corpus, tmp_path / "music", GOOD)
+    db = tmp_path / "library.duckdb"
+    cli, log = start_cli(
+        tmp_path, "analyze", str(lib), "--db", str(db), "--workers", "2", "--batch-size", "1"
+    )
+    wait_for(lambda: analysed_paths(db) or {}, timeout=600, what="a first stored batch")
+    workers = [
+        p
+        for p in psutil.Process(cli.pid).children()
+        if "spawn_main" in " ".join(p.cmdline()) and "resource_tracker" not in p.cmdline()[-1]
+    ]
+    assert len(workers) == 2, [p.cmdline() for p in workers]
+    workers[0].send_signal(signal.SIGKILL)
+    output = finish(cli, log)
+    assert cli.returncode == 0, output[-3000:]
+    assert rows(db, "SELECT count(*) FROM library") == [(len(GOOD),)]
+    assert rows(db, "SELECT count(*) FROM failures") == [(0,)]
+    assert rows(db, "SELECT analyzed, failed FROM runs") == [(len(GOOD), 0)]
+
+
+# -- 5. the flow killed -------------------------------------------------------------------
+
+
+@pytest.mark.fault("flow killed")
+def test_after_the_flow_is_killed_the_next_run_finishes_without_redoing_work(corpus, tmp_path):
+    lib = copy_corpus(corpus, tmp_path / "music", GOOD)
+    db = tmp_path / "library.duckdb"
+    args = ("analyze", str(lib), "--db", str(db), "--workers", "2", "--batch-size", "1")
+    cli, log = start_cli(tmp_path, *args)
+    wait_for(lambda: len(analysed_paths(db) or {}) >= 2, timeout=600, what="two stored batches")
+    os.killpg(cli.pid, signal.SIGKILL)
+    cli.wait()
+    stored = analysed_paths(db)
+    assert stored is not None and 2 <= len(stored) < len(GOOD)
+    staged = sum(pq.read_table(p).num_rows for p in staging_dir(db).glob("*.batch/results.parquet"))
+    rerun, log = start_cli(tmp_path, *args, log="rerun")
+    output = finish(rerun, log)
+    assert rerun.returncode == 0, output[-3000:]
+    after = analysed_paths(db)
+    assert after is not None and set(after) == {str(lib / g) for g in GOOD}
+    assert {p: after[p] for p in stored} == stored  # nothing stored was analysed again
+    assert rows(db, "SELECT count(*) = count(DISTINCT path) FROM track_features") == [(True,)]
+    runs = rows(db, "SELECT status, analyzed FROM runs ORDER BY started_at")
+    assert runs == [("interrupted", None), ("completed", len(GOOD) - len(stored) - staged)]
+
+
+# -- 6. the database held by another process ---------------------------------------------
+
+HOLDER = """
+import sys, time, duckdb
+while True:
+    try:
+        con = duckdb.connect(sys.argv[1])
+        break
+    except duckdb.IOException:
+        time.sleep(0.005)
+print("holding", flush=True)
+sys.stdin.read()
+"""
+
+
+def hold_when_planned(db: Path, log: Path) -> subprocess.Popen[str]:
+    """Once the run has planned, take the file the moment it lets go, until told to stop."""
+    wait_for(lambda: "planned" in log.read_text(errors="replace"), timeout=300, what="the plan")
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLDER, str(db)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert holder.stdout is not None and holder.stdout.readline().strip() == "holding"
+    return holder
+
+
+def release(holder: subprocess.Popen[str]) -> None:
+    assert holder.stdin is not None
+    holder.stdin.close()
+    holder.wait(timeout=30)
+
+
+@pytest.mark.fault("database held during a run")
+def test_batches_ready_while_the_database_is_held_are_staged_then_merged(corpus, tmp_path):
+    lib = copy_corpus(corpus, tmp_path / "music", GOOD)
+    db = tmp_path / "library.duckdb"
+    cli, log = start_cli(
+        tmp_path, "analyze", str(lib), "--db", str(db), "--workers", "2", "--batch-size", "1",
+        "--verbose",
+    )  # fmt: skip
+    holder = hold_when_planned(db, log)
+    try:
+        wait_for(lambda: list(staging_dir(db).glob("*.batch")), timeout=600, what="a staged batch")
+    finally:
+        release(holder)
+    output = finish(cli, log)
+    assert cli.returncode == 0, output[-3000:]
+    assert "batch kept in" in output and "merged" in output
+    assert not list(staging_dir(db).glob("*.batch"))  # merged at the next batch or the end
+    assert rows(db, "SELECT count(*) FROM library") == [(len(GOOD),)]
+
+
+@pytest.mark.fault("database held past the run")
+def test_a_lock_that_outlasts_the_run_loses_nothing_and_the_next_run_merges(corpus, tmp_path):
+    lib = copy_corpus(corpus, tmp_path / "music", GOOD[:3])
+    db = tmp_path / "library.duckdb"
+    args = ("analyze", str(lib), "--db", str(db), "--workers", "2", "--batch-size", "1")
+    env = {"PLAYLISTA_WRITE_RETRIES": "1"}
+    cli, log = start_cli(tmp_path, *args, "--verbose", env=env)
+    holder = hold_when_planned(db, log)
+    try:
+        output = finish(cli, log)
+        assert cli.returncode == 0, output[-3000:]
+        assert "merged by the next run" in output
+        staged = list(staging_dir(db).glob("*.batch"))
+        assert len(staged) == 3
+    finally:
+        release(holder)
+    assert rows(db, "SELECT count(*) FROM library") == [(0,)]
+    rerun, log = start_cli(tmp_path, *args, log="rerun")
+    output = finish(rerun, log)
+    assert rerun.returncode == 0, output[-3000:]
+    assert rows(db, "SELECT count(*) FROM library") == [(3,)]
+    assert rows(db, "SELECT analyzed FROM runs WHERE status = 'completed'") == [(0,)]
+    assert not list(staging_dir(db).glob("*.batch"))
+
+
+# -- 8. read-only corpus ------------------------------------------------------------------
+
+
+@pytest.mark.fault("corpus read-only")
+def test_a_full_run_leaves_every_corpus_file_byte_for_byte_unchanged(analysed_corpus, corpus):
+    before = analysed_corpus["digests_before"]
+    assert len(before) > 40 and tree_digests(corpus) == before
+
+
+# -- 9. loopback --------------------------------------------------------------------------
+
+
+@pytest.mark.fault("loopback by default")
+def test_the_local_cluster_and_its_dashboard_listen_on_loopback_only():
+    from distributed import Client
+
+    from playlista.cluster import analysis_cluster
+
+    with analysis_cluster(address=None, workers=2) as info, Client(info.address) as client:
+        assert urlparse(info.address).hostname == "127.0.0.1"
+        assert info.dashboard and urlparse(info.dashboard).hostname == "127.0.0.1"
+        pids = {os.getpid(), *client.run(os.getpid).values()}
+        assert all(urlparse(w).hostname == "127.0.0.1" for w in client.scheduler_info()["workers"])
+        listening = [
+            c
+            for c in psutil.net_connections("inet")
+            if c.status == psutil.CONN_LISTEN and c.pid in pids
+        ]
+    assert len(listening) >= 4  # scheduler, dashboard, and each worker's own server
+    assert {c.laddr.ip for c in listening} == {"127.0.0.1"}
+
+
+@pytest.mark.fault("loopback by default")
+def test_the_prefect_server_the_project_starts_listens_on_loopback():
+    dry = subprocess.run(
+        ["make", "-n", "server"], cwd=REPO, capture_output=True, text=True, check=True
+    )
+    assert "prefect server start --host 127.0.0.1 " in dry.stdout
+    from playlista.settings import Settings
+
+    assert Settings().host == "127.0.0.1"  # the local cluster's and its dashboard's
