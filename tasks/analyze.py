@@ -13,7 +13,11 @@ from playlista.worker import audio_libraries
 
 
 def _analyze(
-    files: list[FileStat], min_seconds: float, parts: tuple[Part, ...], max_patches: int
+    files: list[FileStat],
+    min_seconds: float,
+    parts: tuple[Part, ...],
+    max_patches: int,
+    decode_timeout: float,
 ) -> list[AnalysisOutcome]:
     libraries = audio_libraries()
     worker = libraries.worker_name
@@ -26,6 +30,8 @@ def _analyze(
             taggers=libraries.taggers,
             max_patches=max_patches,
             parts=parts,
+            decoder=libraries.decoder,
+            decode_timeout=decode_timeout,
         )
         for f in files
     ]
@@ -40,9 +46,10 @@ def analyze_batch(
     min_seconds: float = 1.0,
     parts: tuple[Part, ...] = ALL_PARTS,
     max_patches: int = 0,
+    decode_timeout: float = 300.0,
 ) -> list[AnalysisOutcome]:
     """Analyse a batch; each file's failure is returned as a record, never raised."""
-    return _analyze(files, min_seconds, parts, max_patches)
+    return _analyze(files, min_seconds, parts, max_patches, decode_timeout)
 
 
 def _still_transient(task: object, task_run: object, state: object) -> bool:
@@ -69,9 +76,10 @@ def retry_transient(
     min_seconds: float = 1.0,
     parts: tuple[Part, ...] = ALL_PARTS,
     max_patches: int = 0,
+    decode_timeout: float = 300.0,
 ) -> list[AnalysisOutcome]:
     """Analyse files that failed transiently; raise, and so be retried, while any still does."""
-    outcomes = _analyze(files, min_seconds, parts, max_patches)
+    outcomes = _analyze(files, min_seconds, parts, max_patches, decode_timeout)
     if any(isinstance(o, Failure) and o.retryable for o in outcomes):
         raise TransientFailures(outcomes)
     return outcomes
