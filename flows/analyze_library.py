@@ -161,6 +161,7 @@ def _analyze_on_dask(
         params = {
             "min_seconds": settings.min_audio_seconds,
             "max_patches": settings.musicnn_max_patches,
+            "decode_timeout": settings.decode_timeout_seconds,
         }
         progress = Progress(transient=False) if show_progress else nullcontext()
         artifact: Any = create_progress_artifact(

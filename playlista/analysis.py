@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 
 from playlista.audio.decode import decode
 from playlista.audio.features import extract_features
+from playlista.audio.isolate import DecoderProcess
 from playlista.audio.tags import read_tags
 from playlista.errors import (
     AnalysisError,
@@ -73,13 +74,17 @@ def analyze_file(
     taggers: Mapping[str, Tagger] | None = None,
     max_patches: int = 0,
     parts: Sequence[Part] = ALL_PARTS,
+    decoder: DecoderProcess | None = None,
+    decode_timeout: float = 300.0,
 ) -> AnalysisOutcome:
     """Analyse one file; return a :class:`TrackResult`, or a :class:`Failure` saying why not.
 
     ``stat`` is what discovery saw; a failure that happens before the file can be stat-ed
     again is recorded with it, so that planning knows when the file has changed. ``parts``
     without ``core`` runs only the MusiCNN ``taggers`` (at most ``max_patches`` patches per
-    track, 0 for all) and returns a :class:`MusicnnResult`.
+    track, 0 for all) and returns a :class:`MusicnnResult`. With a ``decoder`` the file is
+    decoded in its child process, stopped after ``decode_timeout`` seconds; without one, in
+    this process.
     """
     started = time.perf_counter()
     size, mtime_ns = (stat.size, stat.mtime_ns) if stat else (None, None)
@@ -89,7 +94,11 @@ def analyze_file(
         digest, (tags, tag_warnings) = (
             (fingerprint(path, size=size), read_tags(path)) if core else ("", (Tags(), ()))
         )
-        decoded = decode(path, min_seconds=min_seconds)
+        decoded = (
+            decoder.decode(path, min_seconds=min_seconds, timeout=decode_timeout)
+            if decoder is not None
+            else decode(path, min_seconds=min_seconds)
+        )
         features = extract_features(y=decoded.samples, sr=decoded.sr) if core else Features()
         musicnn = (
             musicnn_scores(y=decoded.samples, sr=decoded.sr, taggers=taggers, cap=max_patches)

@@ -63,6 +63,18 @@ class NoAudioError(AnalysisError):
     error_class = "no_audio"
 
 
+class DecodeTimeoutError(AnalysisError):
+    """Decoding did not finish in the time allowed, and the decoder process was stopped."""
+
+    error_class = "timeout"
+
+
+class DecoderCrashError(AnalysisError):
+    """The decoder process died (a crash in native code) while decoding the file."""
+
+    error_class = "crash"
+
+
 class TransientIOError(AnalysisError):
     """Reading the file failed in a way that may pass (an I/O error, a stale handle)."""
 

@@ -84,6 +84,11 @@ class Settings(BaseSettings):
     min_audio_seconds: float = Field(
         1.0, gt=0, description="Files decoding to less audio than this are recorded as failures."
     )
+    decode_timeout_seconds: float = Field(
+        300.0,
+        gt=0,
+        description="A file whose decoding takes longer fails as 'timeout' (decoder stopped).",
+    )
     musicnn_max_patches: int = Field(
         8,
         ge=0,

@@ -7,6 +7,8 @@ order is reversed), librosa, mutagen, soundfile and soxr, runs the whole feature
 once on a synthetic signal so that numba's JIT and essentia's algorithm set-up are paid
 there and not on the first file, then imports TensorFlow with its thread pools sized to the
 worker, loads both MusiCNN models and runs them once, and records the libraries' versions.
+It also starts the worker's :class:`~playlista.audio.isolate.DecoderProcess`, the child
+process that files are decoded in, and stops it in ``teardown``.
 """
 
 from __future__ import annotations
@@ -21,11 +23,14 @@ import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from distributed import WorkerPlugin, get_worker
 
 from playlista.errors import WorkerSetupError
+
+if TYPE_CHECKING:
+    from playlista.audio.isolate import DecoderProcess
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +54,7 @@ class AudioLibraries(WorkerPlugin):
         self.threads = 1
         self.taggers: dict[str, Any] = {}
         self.model_load_seconds: float | None = None
+        self.decoder: DecoderProcess | None = None
 
     async def setup(self, worker: Any) -> None:
         self.worker_name = f"{socket.gethostname()}:{os.getpid()}"
@@ -64,6 +70,10 @@ class AudioLibraries(WorkerPlugin):
         started = time.perf_counter()
         with _numba_cache_lock():
             self._import_and_warm()
+        from playlista.audio.isolate import DecoderProcess
+
+        self.decoder = DecoderProcess()
+        self.decoder.start()  # now, so that the first file does not wait for it
         self.pid = os.getpid()
         self.loads += 1
         self.load_seconds = time.perf_counter() - started
@@ -75,6 +85,10 @@ class AudioLibraries(WorkerPlugin):
             self.pid,
             self.versions,
         )
+
+    def teardown(self, worker: Any) -> None:
+        if self.decoder is not None:
+            self.decoder.close()
 
     def _import_and_warm(self) -> None:
         import essentia  # first: see the module docstring
@@ -139,6 +153,8 @@ class AudioLibraries(WorkerPlugin):
             "warmup_seconds": self.warmup_seconds,
             "model_load_seconds": self.model_load_seconds,
             "models": sorted(self.taggers),
+            "decoder_pid": self.decoder.pid if self.decoder else None,
+            "decoder_start_seconds": self.decoder.start_seconds if self.decoder else None,
             "rss_bytes": _rss_bytes(),
             "modules": sorted(
                 m

@@ -14,7 +14,11 @@ from tasks.retry import raised
 
 
 def _analyze(
-    files: list[FileStat], min_seconds: float, parts: tuple[Part, ...], max_patches: int
+    files: list[FileStat],
+    min_seconds: float,
+    parts: tuple[Part, ...],
+    max_patches: int,
+    decode_timeout: float,
 ) -> list[AnalysisOutcome]:
     libraries = audio_libraries()
     worker = libraries.worker_name
@@ -27,6 +31,8 @@ def _analyze(
             taggers=libraries.taggers,
             max_patches=max_patches,
             parts=parts,
+            decoder=libraries.decoder,
+            decode_timeout=decode_timeout,
         )
         for f in files
     ]
@@ -41,9 +47,10 @@ def analyze_batch(
     min_seconds: float = 1.0,
     parts: tuple[Part, ...] = ALL_PARTS,
     max_patches: int = 0,
+    decode_timeout: float = 300.0,
 ) -> list[AnalysisOutcome]:
     """Analyse a batch; each file's failure is returned as a record, never raised."""
-    return _analyze(files, min_seconds, parts, max_patches)
+    return _analyze(files, min_seconds, parts, max_patches, decode_timeout)
 
 
 @task(
@@ -60,9 +67,10 @@ def retry_transient(
     min_seconds: float = 1.0,
     parts: tuple[Part, ...] = ALL_PARTS,
     max_patches: int = 0,
+    decode_timeout: float = 300.0,
 ) -> list[AnalysisOutcome]:
     """Analyse files that failed transiently; raise, and so be retried, while any still does."""
-    outcomes = _analyze(files, min_seconds, parts, max_patches)
+    outcomes = _analyze(files, min_seconds, parts, max_patches, decode_timeout)
     if any(isinstance(o, Failure) and o.retryable for o in outcomes):
         raise TransientFailures(outcomes)
     return outcomes
