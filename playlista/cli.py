@@ -103,10 +103,11 @@ def _analyze(args: argparse.Namespace) -> int:
         os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", "WARNING")
     from flows.analyze_library import analyze_library
     from playlista.store import connect
+    from playlista.store.lock import held
 
-    if not os.environ.get("PREFECT_API_URL"):
-        # Without a shared Prefect server a second run cannot wait for the writer slot:
-        # refuse a busy file here, before any server or cluster starts.
+    if not held(args.db):
+        # Not another run (that one the flow waits for): a person's session, say. Refuse
+        # here, before any server or cluster starts.
         connect(args.db).close()
     summary = analyze_library(
         roots=args.roots,

@@ -155,7 +155,7 @@ class AudioLibraries(WorkerPlugin):
             "models": sorted(self.taggers),
             "decoder_pid": self.decoder.pid if self.decoder else None,
             "decoder_start_seconds": self.decoder.start_seconds if self.decoder else None,
-            "rss_bytes": _rss_bytes(),
+            "rss_bytes": rss_bytes(),
             "modules": sorted(
                 m
                 for m in (
@@ -186,7 +186,7 @@ def _native_stderr_silenced() -> Iterator[None]:
         os.close(saved)
 
 
-def _rss_bytes() -> int:
+def rss_bytes() -> int:
     """This process's resident set size."""
     with open("/proc/self/statm") as statm:
         return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")

@@ -1,0 +1,76 @@
+"""One writing run per database file, across every process on the machine.
+
+A run holds an exclusive ``flock`` on ``<db>.lock`` from its plan to its last write; a second
+run on the same file waits for it. The kernel drops the lock when its holder exits, however
+it exits, so a killed run never leaves the file locked (a lease kept by a server would: a
+Prefect server restarted while a run held a global concurrency slot loses the lease and
+keeps the slot taken).
+"""
+
+from __future__ import annotations
+
+import fcntl
+import logging
+import os
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from playlista.errors import DatabaseBusyError
+
+log = logging.getLogger(__name__)
+
+_POLL_SECONDS = 1.0
+
+
+@contextmanager
+def sole_writer(db_path: str | os.PathLike[str], *, wait_seconds: float) -> Iterator[float]:
+    """Hold ``<db>.lock`` meanwhile; yield how long it took to get it.
+
+    Raises
+    ------
+    DatabaseBusyError
+        Another run held it for more than ``wait_seconds``.
+    """
+    path = f"{os.fspath(db_path)}.lock"
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    with open(path, "a+") as lock:
+        asked = time.monotonic()
+        while not _try_lock(lock.fileno()):
+            if time.monotonic() - asked > wait_seconds:
+                raise DatabaseBusyError(os.fspath(db_path), TimeoutError(_holder(lock)))
+            if time.monotonic() - asked < _POLL_SECONDS:
+                log.info("waiting for the run writing %s (%s) to finish", db_path, _holder(lock))
+            time.sleep(_POLL_SECONDS)  # waiting for a holder, not retrying a failure
+        lock.truncate(0)
+        lock.write(f"pid {os.getpid()}\n")
+        lock.flush()
+        try:
+            yield time.monotonic() - asked
+        finally:
+            fcntl.flock(lock.fileno(), fcntl.LOCK_UN)
+
+
+def held(db_path: str | os.PathLike[str]) -> bool:
+    """Whether a run holds ``db_path``'s writer lock now."""
+    path = f"{os.fspath(db_path)}.lock"
+    if not os.path.exists(path):
+        return False
+    with open(path) as lock:
+        if not _try_lock(lock.fileno()):
+            return True
+        fcntl.flock(lock.fileno(), fcntl.LOCK_UN)
+    return False
+
+
+def _try_lock(fd: int) -> bool:
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False
+    return True
+
+
+def _holder(lock: object) -> str:
+    lock.seek(0)  # type: ignore[attr-defined]
+    return lock.read().strip() or "another process"  # type: ignore[attr-defined]
