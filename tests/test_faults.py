@@ -48,7 +48,7 @@ def query(db: Path, sql: str, params: Any = None) -> list[tuple[Any, ...]] | Non
     try:
         with duckdb.connect(str(db), read_only=True) as con:
             return con.execute(sql, params).fetchall()
-    except duckdb.IOException:
+    except (duckdb.IOException, duckdb.CatalogException):  # held, or not created yet
         return None
 
 
@@ -74,6 +74,11 @@ def start_cli(
     return proc, out
 
 
+def analyze_args(lib: Path, db: Path) -> tuple[str, ...]:
+    """One batch per file on two workers: several batches, so a fault lands mid-run."""
+    return ("analyze", str(lib), "--db", str(db), "--workers", "2", "--batch-size", "1")
+
+
 def finish(proc: subprocess.Popen[bytes], log: Path, timeout: float = 900) -> str:
     proc.wait(timeout=timeout)
     return log.read_text(errors="replace")
@@ -86,6 +91,11 @@ def wait_for(check: Any, *, timeout: float, what: str) -> Any:
             return result
         time.sleep(0.2)
     raise AssertionError(f"gave up waiting for {what}")
+
+
+def wait_for_plan(log: Path) -> None:
+    """Until the run has planned, the database must be left to it: it would refuse a held file."""
+    wait_for(lambda: "planned" in log.read_text(errors="replace"), timeout=300, what="the plan")
 
 
 def analysed_paths(db: Path) -> dict[str, Any] | None:
@@ -272,11 +282,9 @@ def test_hangs_and_crashes_are_recorded_and_a_transient_error_is_retried(
 
 @pytest.mark.fault("worker killed")
 def test_a_worker_killed_mid_run_loses_nothing_and_counts_nothing_twice(corpus, tmp_path):
-    lib = copy_corpus(corpus, tmp_path / "music", GOOD)
-    db = tmp_path / "library.duckdb"
-    cli, log = start_cli(
-        tmp_path, "analyze", str(lib), "--db", str(db), "--workers", "2", "--batch-size", "1"
-    )
+    lib, db = copy_corpus(corpus, tmp_path / "music", GOOD), tmp_path / "library.duckdb"
+    cli, log = start_cli(tmp_path, *analyze_args(lib, db), "--verbose")
+    wait_for_plan(log)
     wait_for(lambda: analysed_paths(db) or {}, timeout=600, what="a first stored batch")
     workers = [
         p
@@ -299,8 +307,9 @@ def test_a_worker_killed_mid_run_loses_nothing_and_counts_nothing_twice(corpus, 
 def test_after_the_flow_is_killed_the_next_run_finishes_without_redoing_work(corpus, tmp_path):
     lib = copy_corpus(corpus, tmp_path / "music", GOOD)
     db = tmp_path / "library.duckdb"
-    args = ("analyze", str(lib), "--db", str(db), "--workers", "2", "--batch-size", "1")
-    cli, log = start_cli(tmp_path, *args)
+    args = analyze_args(lib, db)
+    cli, log = start_cli(tmp_path, *args, "--verbose")
+    wait_for_plan(log)
     wait_for(lambda: len(analysed_paths(db) or {}) >= 2, timeout=600, what="two stored batches")
     os.killpg(cli.pid, signal.SIGKILL)
     cli.wait()
@@ -335,7 +344,7 @@ sys.stdin.read()
 
 def hold_when_planned(db: Path, log: Path) -> subprocess.Popen[str]:
     """Once the run has planned, take the file the moment it lets go, until told to stop."""
-    wait_for(lambda: "planned" in log.read_text(errors="replace"), timeout=300, what="the plan")
+    wait_for_plan(log)
     holder = subprocess.Popen(
         [sys.executable, "-c", HOLDER, str(db)],
         stdin=subprocess.PIPE,
@@ -354,12 +363,8 @@ def release(holder: subprocess.Popen[str]) -> None:
 
 @pytest.mark.fault("database held during a run")
 def test_batches_ready_while_the_database_is_held_are_staged_then_merged(corpus, tmp_path):
-    lib = copy_corpus(corpus, tmp_path / "music", GOOD)
-    db = tmp_path / "library.duckdb"
-    cli, log = start_cli(
-        tmp_path, "analyze", str(lib), "--db", str(db), "--workers", "2", "--batch-size", "1",
-        "--verbose",
-    )  # fmt: skip
+    lib, db = copy_corpus(corpus, tmp_path / "music", GOOD), tmp_path / "library.duckdb"
+    cli, log = start_cli(tmp_path, *analyze_args(lib, db), "--verbose")
     holder = hold_when_planned(db, log)
     try:
         wait_for(lambda: list(staging_dir(db).glob("*.batch")), timeout=600, what="a staged batch")
@@ -367,7 +372,7 @@ def test_batches_ready_while_the_database_is_held_are_staged_then_merged(corpus,
         release(holder)
     output = finish(cli, log)
     assert cli.returncode == 0, output[-3000:]
-    assert "batch kept in" in output and "merged" in output
+    assert "batch kept in" in output
     assert not list(staging_dir(db).glob("*.batch"))  # merged at the next batch or the end
     assert rows(db, "SELECT count(*) FROM library") == [(len(GOOD),)]
 
@@ -376,7 +381,7 @@ def test_batches_ready_while_the_database_is_held_are_staged_then_merged(corpus,
 def test_a_lock_that_outlasts_the_run_loses_nothing_and_the_next_run_merges(corpus, tmp_path):
     lib = copy_corpus(corpus, tmp_path / "music", GOOD[:3])
     db = tmp_path / "library.duckdb"
-    args = ("analyze", str(lib), "--db", str(db), "--workers", "2", "--batch-size", "1")
+    args = analyze_args(lib, db)
     env = {"PLAYLISTA_WRITE_RETRIES": "1"}
     cli, log = start_cli(tmp_path, *args, "--verbose", env=env)
     holder = hold_when_planned(db, log)
