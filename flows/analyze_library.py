@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import math
 import os
 import time
@@ -62,6 +63,9 @@ def analyze_library(
     """
     settings = Settings()
     logger = get_run_logger()
+    # Prefect hands playlista's loggers its handlers but not a level: waits for the writer
+    # lock, migrations and merges of staged batches are worth a line in the run's log.
+    logging.getLogger("playlista").setLevel(logging.INFO)
     started = time.perf_counter()
     roots = [os.path.abspath(r) for r in roots]
     db_path = str(db or settings.db)

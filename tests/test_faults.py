@@ -372,7 +372,7 @@ def test_batches_ready_while_the_database_is_held_are_staged_then_merged(corpus,
         release(holder)
     output = finish(cli, log)
     assert cli.returncode == 0, output[-3000:]
-    assert "batch kept in" in output
+    assert "batch kept in" in output and "staged batch(es) into" in output
     assert not list(staging_dir(db).glob("*.batch"))  # merged at the next batch or the end
     assert rows(db, "SELECT count(*) FROM library") == [(len(GOOD),)]
 
