@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import hashlib
 import math
 import os
 import time
 import uuid
 from collections.abc import Iterator, Sequence
-from contextlib import ExitStack, contextmanager, nullcontext, suppress
+from contextlib import nullcontext
 from datetime import UTC, datetime
 from itertools import islice
 from typing import Any
@@ -20,12 +19,10 @@ from prefect.artifacts import (
     create_progress_artifact,
     update_progress_artifact,
 )
-from prefect.client.schemas.actions import GlobalConcurrencyLimitCreate
-from prefect.concurrency.sync import concurrency
-from prefect.exceptions import ObjectAlreadyExists, ObjectNotFound
 from prefect_dask import DaskTaskRunner
 from rich.progress import Progress
 
+from flows.writer_slot import sole_writer
 from playlista.analysis import ANALYZER_VERSION, MUSICNN_VERSION
 from playlista.cluster import analysis_cluster
 from playlista.errors import DatabaseBusyError, TransientFailures
@@ -69,7 +66,7 @@ def analyze_library(
     roots = [os.path.abspath(r) for r in roots]
     db_path = str(db or settings.db)
     run_id = str(uuid.uuid4())
-    with _sole_writer(db_path, settings.writer_wait_seconds):
+    with sole_writer(db_path, settings.writer_wait_seconds):
         writer = BatchWriter(db_path)
         with Store.open(db_path) as store:  # a file held by another process is refused here
             writer.merge_into(store)  # batches a run before us had to keep aside
@@ -209,47 +206,6 @@ def _fan_out(
         yield batch, _collect(fut, batch, logger)
         if (job := next(pending, None)) is not None:
             done.add(submit(*job))
-
-
-def writer_limit_name(db_path: str) -> str:
-    """The Prefect global concurrency limit that admits one writer to ``db_path`` at a time."""
-    digest = hashlib.blake2b(os.path.realpath(db_path).encode(), digest_size=6).hexdigest()
-    return f"playlista-writer-{digest}"
-
-
-@contextmanager
-def _sole_writer(db_path: str, wait_seconds: float) -> Iterator[None]:
-    """Hold the database's writer slot for the run, waiting while another run holds it.
-
-    The slot is a global concurrency limit of 1, created on first use, so it covers every
-    run that talks to the same Prefect API, whichever deployment started it. A process that
-    holds the file outside Prefect (a person's SQL session, a run on another API) is
-    DuckDB's own lock, which :meth:`Store.open` reports.
-    """
-    logger = get_run_logger()
-    name = writer_limit_name(db_path)
-    with get_client(sync_client=True) as client:
-        try:
-            client.read_global_concurrency_limit_by_name(name)
-        except ObjectNotFound:
-            with suppress(ObjectAlreadyExists):  # another run created it meanwhile
-                client.create_global_concurrency_limit(
-                    GlobalConcurrencyLimitCreate(name=name, limit=1)
-                )
-    asked = time.perf_counter()
-    with ExitStack() as stack:
-        try:
-            stack.enter_context(
-                concurrency(
-                    name, occupy=1, timeout_seconds=wait_seconds, lease_duration=60, strict=True
-                )
-            )
-        except TimeoutError as exc:
-            logger.error("another run held %s for over %.0f s", name, wait_seconds)
-            raise DatabaseBusyError(db_path, exc) from exc
-        if (waited := time.perf_counter() - asked) > 1:
-            logger.info("waited %.0f s for another run writing %s to finish", waited, db_path)
-        yield
 
 
 def make_batches(
