@@ -6,6 +6,9 @@ SHELL := /bin/bash
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 DB ?= playlista.duckdb
 MUSIC ?=
+# The playlists deployment: its YAML file (none: the library in clusters) and output folder.
+PLAYLISTS ?=
+PLAYLIST_DIR ?= playlists
 
 export UV_PYTHON_DOWNLOADS := never
 # Trust the machine's certificate store (a proxy's CA lives there), as pip does.
@@ -24,7 +27,7 @@ PREFECT_API_URL ?= http://$(SERVER_HOST):$(SERVER_PORT)/api
 PREFECT_SERVER_ENV := PREFECT_HOME="$(SERVER_HOME)" PREFECT_SERVER_ANALYTICS_ENABLED=false \
 	PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS=120 PREFECT_LOGGING_EXTRA_LOGGERS=playlista
 
-.PHONY: setup analyze test lint server deploy worker faults
+.PHONY: setup analyze test lint browser server deploy worker faults
 
 setup: .venv/.synced
 
@@ -50,13 +53,15 @@ lint: setup
 server: setup
 	$(PREFECT_SERVER_ENV) .venv/bin/prefect server start --host $(SERVER_HOST) --port $(SERVER_PORT)
 
-# Apply the deployments in prefect.yaml (nightly, full-rescan) for MUSIC and DB.
+# Apply the deployments in prefect.yaml (nightly, full-rescan, playlists) for MUSIC and DB.
 deploy: setup
 	@if [ -z "$(MUSIC)" ]; then echo "usage: make deploy MUSIC=<dir> [DB=<file>]" >&2; exit 2; fi
 	PREFECT_API_URL=$(PREFECT_API_URL) .venv/bin/prefect --no-prompt work-pool create playlista \
 		--type process --overwrite
 	PREFECT_API_URL=$(PREFECT_API_URL) PLAYLISTA_CHECKOUT="$(CURDIR)" \
 		PLAYLISTA_MUSIC="$(abspath $(MUSIC))" PLAYLISTA_DB="$(abspath $(DB))" \
+		PLAYLISTA_PLAYLISTS="$(if $(PLAYLISTS),$(abspath $(PLAYLISTS)))" \
+		PLAYLISTA_PLAYLIST_DIR="$(abspath $(PLAYLIST_DIR))" \
 		.venv/bin/prefect --no-prompt deploy --all
 
 # A worker on the `playlista` pool: it runs the deployments' flow runs as processes.
@@ -68,5 +73,10 @@ worker: setup
 faults: setup
 	.venv/bin/pytest -m fault -q -p no:cacheprovider
 
-test: lint
+# The report test opens the HTML report in headless Chromium (Debian's package; CI is root).
+browser:
+	@command -v chromium >/dev/null || command -v chromium-browser >/dev/null || \
+		(apt-get update && apt-get install -y --no-install-recommends chromium)
+
+test: lint browser
 	.venv/bin/pytest

@@ -6,6 +6,7 @@ import argparse
 import os
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 from playlista.errors import PlaylistaError
 from playlista.settings import PREFECT_ENVIRONMENT
@@ -94,7 +95,63 @@ def _parser() -> argparse.ArgumentParser:
     sql.add_argument("query", help='e.g. "SELECT title, bpm FROM library LIMIT 5"')
     sql.add_argument("--db", default=str(defaults.db), help="DuckDB file (%(default)s)")
     sql.set_defaults(run=_sql)
+
+    _playlist_parser(sub, defaults.db)
+
+    export = sub.add_parser("export", help="write the views as Parquet files for other tools")
+    export.add_argument("--parquet", required=True, metavar="DIR", help="folder to write to")
+    export.add_argument("--db", default=str(defaults.db), help="DuckDB file (%(default)s)")
+    export.set_defaults(run=_export)
+
+    report = sub.add_parser("report", help="write the library report, one HTML page of plots")
+    report.add_argument(
+        "--out", default="library-report.html", help="HTML file to write (%(default)s)"
+    )
+    report.add_argument("--db", default=str(defaults.db), help="DuckDB file (%(default)s)")
+    report.set_defaults(run=_report)
     return parser
+
+
+def _playlist_parser(sub: argparse._SubParsersAction, db: object) -> None:
+    playlist = sub.add_parser(
+        "playlist", help="make playlists (M3U8 files and database rows) from the library"
+    )
+    methods = playlist.add_subparsers(required=True, metavar="METHOD")
+
+    def method(name: str, help: str) -> argparse.ArgumentParser:
+        p = methods.add_parser(name, help=help)
+        if name not in ("run", "list"):
+            p.add_argument("name", help="playlist name; the file is OUT/NAME.m3u8")
+        p.add_argument("--db", default=str(db), help="DuckDB file (%(default)s)")
+        if name != "list":
+            p.add_argument("--out", default="playlists", help="folder of the M3U8 files")
+            p.add_argument("--base", help="write paths relative to this folder (default: absolute)")
+        p.set_defaults(run=_playlist, method=name)
+        return p
+
+    run = method("run", "every playlist of a YAML file, then the library report")
+    run.add_argument("config", help="YAML file with a list under 'playlists:'")
+    rules = method("rules", "tracks matching a filter")
+    rules.add_argument("--where", required=True, help='e.g. "bpm BETWEEN 120 AND 130"')
+    rules.add_argument("--order-by", help='a library column, e.g. "bpm" or "energy desc"')
+    rules.add_argument("-n", "--limit", type=int, help="at most this many tracks")
+    similar = method("similar", "the tracks nearest some seed tracks, artists spaced out")
+    similar.add_argument("seeds", nargs="+", metavar="SEED", help="analysed file(s)")
+    similar.add_argument("-n", "--limit", type=int, default=25, help="tracks (%(default)s)")
+    path = method("path", "a smooth chain from track A to track B")
+    path.add_argument("start", metavar="A")
+    path.add_argument("end", metavar="B")
+    path.add_argument("-n", "--limit", type=int, default=10, help="tracks, A and B included")
+    harmonic = method("harmonic", "a set ordered for mixing: Camelot neighbours, close BPM")
+    harmonic.add_argument("--where", help="which tracks (default: all)")
+    harmonic.add_argument("--start", help="the first track (default: the slowest)")
+    harmonic.add_argument("-n", "--limit", type=int, help="at most this many tracks")
+    clusters = method("clusters", "k-means groups, each a playlist NAME-1, NAME-2, ...")
+    clusters.add_argument("-k", type=int, help="how many (default: about sqrt(tracks/2))")
+    clusters.add_argument("--where", help="which tracks (default: all)")
+    for p in (similar, path, clusters):
+        p.add_argument("--model", default="MSD_musicnn", choices=("MSD_musicnn", "MTT_musicnn"))
+    method("list", "the playlists stored in the database")
 
 
 def _analyze(args: argparse.Namespace) -> int:
@@ -176,6 +233,87 @@ def _similar(args: argparse.Namespace) -> int:
     for path, title, artist, similarity in rows:
         name = " - ".join(x for x in (artist, title) if x) or os.path.basename(path)
         print(f"{similarity:.3f}\t{name}\t{path}")
+    return 0
+
+
+def _playlist(args: argparse.Namespace) -> int:
+    from playlista.playlists.generate import load_specs
+    from playlista.playlists.model import PlaylistSpec
+    from playlista.store.where import order_clause, parse_filter
+
+    if args.method == "list":
+        return _list_playlists(args)
+    if args.method == "run":
+        specs = load_specs(args.config)
+    else:
+
+        def track(p: str | None) -> str | None:  # a file here, or a path's end as stored
+            return os.path.abspath(p) if p and os.path.exists(p) else p
+
+        fields: dict[str, Any] = {
+            "where": getattr(args, "where", None),
+            "order_by": getattr(args, "order_by", None),
+            "limit": getattr(args, "limit", None),
+            "seeds": tuple(track(p) or p for p in getattr(args, "seeds", ())),
+            "start": track(getattr(args, "start", None)),
+            "end": track(getattr(args, "end", None)),
+            "k": getattr(args, "k", None),
+            "model": getattr(args, "model", "MSD_musicnn"),
+        }
+        specs = [PlaylistSpec(name=args.name, method=args.method, **fields)]
+    for spec in specs:  # refuse a bad filter here, before any server starts
+        if spec.where:
+            parse_filter(spec.where)
+        order_clause(spec.order_by)
+    os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", "WARNING")
+    from flows.generate_playlists import generate_playlists
+
+    result = generate_playlists(
+        db=args.db,
+        out_dir=args.out,
+        playlists=[{"name": s.name, "method": s.method, **s.parameters()} for s in specs],
+        base=os.path.abspath(args.base) if args.base else None,
+        report=args.method == "run",
+    )
+    for name, title, tracks in (row for rows in result["playlists"].values() for row in rows):
+        print(f"{tracks}\t{name}\t{title}\t{os.path.join(result['out_dir'], name + '.m3u8')}")
+    if result["report"]:
+        print(f"report: {result['report']}")
+    return 0
+
+
+def _list_playlists(args: argparse.Namespace) -> int:
+    from playlista.store import connect
+    from playlista.store.playlists import playlist_rows
+
+    for name, method, tracks, duration, title, file, _created in playlist_rows(
+        connect(args.db, read_only=True)
+    ):
+        print(f"{name}\t{method}\t{tracks}\t{duration / 60:.0f} min\t{title}\t{file}")
+    return 0
+
+
+def _export(args: argparse.Namespace) -> int:
+    from playlista.store import connect
+    from playlista.store.playlists import export_parquet
+
+    for path in export_parquet(connect(args.db, read_only=True), args.parquet):
+        print(path)
+    return 0
+
+
+def _report(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from playlista.report import render_report
+    from playlista.store import connect
+    from playlista.store.playlists import report_data
+
+    page = render_report(report_data(connect(args.db, read_only=True)))
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(page, encoding="utf-8")
+    print(out.resolve())
     return 0
 
 

@@ -109,3 +109,16 @@ class DatabaseBusyError(PlaylistaError, RuntimeError):
         )
         self.path = path
         self.cause = cause
+
+
+class FilterError(PlaylistaError, ValueError):
+    """A playlist filter (``--where``, ``order_by``) is not one playlista accepts."""
+
+    def __init__(self, text: str, message: str) -> None:
+        super().__init__(f"filter {text!r}: {message}")
+        self.text = text
+        self.message = message
+
+
+class PlaylistError(PlaylistaError, ValueError):
+    """A playlist cannot be made as asked: a bad name or spec, an unknown track."""

@@ -54,6 +54,7 @@ def test_full_rescan_deployment_runs_on_a_worker_and_its_dask_logs_reach_the_api
         assert deployed.returncode == 0, deployed.stdout[-3000:] + deployed.stderr[-3000:]
         assert "analyze-library/nightly" in deployed.stdout
         assert "analyze-library/full-rescan" in deployed.stdout
+        assert "generate-playlists/after-nightly" in deployed.stdout
         with background(["make", "worker", *_vars(env)], log=tmp_path / "worker.log"):
             run = subprocess.run(
                 [

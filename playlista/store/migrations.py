@@ -203,9 +203,34 @@ ORDER BY similarity DESC, l.path
 LIMIT n;
 """
 
+_PLAYLISTS = """
+-- One row per generated playlist. `spec` names the entry (of a YAML file, or a command) that
+-- made it: regenerating the entry replaces all its playlists (a clusters entry makes several).
+CREATE TABLE playlists (
+    name       VARCHAR PRIMARY KEY,
+    spec       VARCHAR NOT NULL,
+    title      VARCHAR NOT NULL,
+    method     VARCHAR NOT NULL
+               CHECK (method IN ('rules', 'similar', 'path', 'harmonic', 'clusters')),
+    parameters JSON NOT NULL,
+    file       VARCHAR,
+    tracks     INTEGER NOT NULL,
+    duration_s DOUBLE NOT NULL,
+    created_at TIMESTAMPTZ NOT NULL
+);
+
+CREATE TABLE playlist_tracks (
+    playlist VARCHAR NOT NULL,
+    position INTEGER NOT NULL,
+    path     VARCHAR NOT NULL,
+    PRIMARY KEY (playlist, position)
+);
+"""
+
 MIGRATIONS: list[tuple[str, str]] = [
     ("0001_initial", _INITIAL),
     ("0002_musicnn", _MUSICNN),
+    ("0003_playlists", _PLAYLISTS),
 ]
 
 

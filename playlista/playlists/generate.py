@@ -1,0 +1,77 @@
+"""Make one spec's playlists from the database: M3U8 files under a folder, rows in DuckDB.
+
+The writer (the flow process, or the CLI for local use) calls :func:`generate` once per spec.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+
+import duckdb
+
+from playlista.errors import PlaylistError
+from playlista.playlists import m3u
+from playlista.playlists.build import build
+from playlista.playlists.model import Playlist, PlaylistSpec
+from playlista.store.playlists import load_tracks, replace_playlists, spec_files
+
+log = logging.getLogger(__name__)
+
+
+def generate(
+    con: duckdb.DuckDBPyConnection,
+    spec: PlaylistSpec,
+    *,
+    out_dir: str | os.PathLike[str],
+    base: str | os.PathLike[str] | None = None,
+) -> list[Playlist]:
+    """Make ``spec``'s playlists, write each as ``out_dir/<name>.m3u8`` and replace the rows
+    the spec made before; a file the spec made before and no longer makes is removed."""
+    tracks = load_tracks(con, spec)
+    playlists = build(spec, tracks)
+    targets = [m3u.target(out_dir, p.name) for p in playlists]  # every name checked first
+    row = {path: i for i, path in enumerate(tracks.paths)}
+    durations = []
+    for playlist, path in zip(playlists, targets, strict=True):
+        entries = [
+            m3u.Entry(
+                path=p,
+                duration_s=float(tracks.duration_s[row[p]]),
+                artist=tracks.artists[row[p]],
+                title=tracks.titles[row[p]],
+            )
+            for p in playlist.paths
+        ]
+        durations.append(sum(e.duration_s or 0.0 for e in entries))
+        text = m3u.render(entries, title=playlist.title, base=os.fspath(base) if base else None)
+        m3u.write_atomic(path, text)
+    old = spec_files(con, spec.name)
+    replace_playlists(con, spec.name, playlists, [str(t) for t in targets], durations)
+    folder = Path(out_dir).resolve()
+    for stale in set(old) - {str(t) for t in targets}:
+        stale_path = Path(stale)
+        if stale_path.parent == folder and stale_path.suffix == ".m3u8":
+            stale_path.unlink(missing_ok=True)
+    for playlist in playlists:
+        log.info("%s: %d tracks (%s)", playlist.name, len(playlist.paths), playlist.title)
+    return playlists
+
+
+def load_specs(path: str | os.PathLike[str]) -> list[PlaylistSpec]:
+    """The playlists of a YAML file: ``playlists:``, a list of entries (see the README)."""
+    import yaml
+
+    try:
+        document = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError) as exc:
+        raise PlaylistError(f"{path}: {exc}") from exc
+    entries = document.get("playlists") if isinstance(document, dict) else None
+    if not isinstance(entries, list) or not entries:
+        raise PlaylistError(f"{path}: expected a list under 'playlists:'")
+    specs = [PlaylistSpec.from_dict(e) for e in entries]
+    names = [s.name for s in specs]
+    if len(set(names)) != len(names):
+        raise PlaylistError(f"{path}: playlist names repeat: {sorted(names)}")
+    return specs
