@@ -160,12 +160,13 @@ def _analyze(args: argparse.Namespace) -> int:
         os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", "WARNING")
     from flows.analyze_library import analyze_library
     from playlista.store import connect
-    from playlista.store.lock import held
+    from playlista.store.lock import probe
 
-    if not held(args.db):
-        # Not another run (that one the flow waits for): a person's session, say. Refuse
-        # here, before any server or cluster starts.
-        connect(args.db).close()
+    with probe(args.db) as no_run_writing:
+        if no_run_writing:
+            # A holder now is not a run (that one the flow waits for) but a person's
+            # session, say: refuse here, before any server or cluster starts.
+            connect(args.db).close()
     summary = analyze_library(
         roots=args.roots,
         db=args.db,

@@ -51,16 +51,22 @@ def sole_writer(db_path: str | os.PathLike[str], *, wait_seconds: float) -> Iter
             fcntl.flock(lock.fileno(), fcntl.LOCK_UN)
 
 
-def held(db_path: str | os.PathLike[str]) -> bool:
-    """Whether a run holds ``db_path``'s writer lock now."""
+@contextmanager
+def probe(db_path: str | os.PathLike[str]) -> Iterator[bool]:
+    """Try the writer lock without waiting: yield whether no run holds it (then hold it meanwhile).
+
+    For a check made before a run starts: two runs starting at once must not both open the
+    database to check it, or one sees the other's check as a foreign holder.
+    """
     path = f"{os.fspath(db_path)}.lock"
-    if not os.path.exists(path):
-        return False
-    with open(path) as lock:
-        if not _try_lock(lock.fileno()):
-            return True
-        fcntl.flock(lock.fileno(), fcntl.LOCK_UN)
-    return False
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    with open(path, "a+") as lock:
+        free = _try_lock(lock.fileno())
+        try:
+            yield free
+        finally:
+            if free:
+                fcntl.flock(lock.fileno(), fcntl.LOCK_UN)
 
 
 def _try_lock(fd: int) -> bool:
