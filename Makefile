@@ -11,6 +11,9 @@ PLAYLISTS ?=
 PLAYLIST_DIR ?= playlists
 
 export UV_PYTHON_DOWNLOADS := never
+# Byte-compile the environment once at install: every process (flow, workers, Prefect's
+# server, decoders) would otherwise compile thousands of modules again at each start.
+export UV_COMPILE_BYTECODE := 1
 # Trust the machine's certificate store (a proxy's CA lives there), as pip does.
 export UV_SYSTEM_CERTS := true
 
@@ -27,7 +30,13 @@ PREFECT_API_URL ?= http://$(SERVER_HOST):$(SERVER_PORT)/api
 PREFECT_SERVER_ENV := PREFECT_HOME="$(SERVER_HOME)" PREFECT_SERVER_ANALYTICS_ENABLED=false \
 	PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS=120 PREFECT_LOGGING_EXTRA_LOGGERS=playlista
 
+# Benchmarks: a larger corpus of real music from Debian's packages (about 140 tracks, 12 h).
+SHARED_CORPUS ?= ../shared/corpus
+BENCH_CORPUS ?= .bench-corpus
+BENCH_TRACKS ?= 24
+
 .PHONY: setup analyze test lint browser server deploy worker faults
+.PHONY: bench bench-corpus bench-scaling bench-memory bench-rescan bench-accuracy bench-all
 
 setup: .venv/.synced
 
@@ -80,3 +89,30 @@ browser:
 
 test: lint browser
 	.venv/bin/pytest
+
+# Throughput side by side with bliss-rs, Essentia's MusicExtractor and naive librosa, with
+# playlista's time by stage and peak memory.
+bench: setup bench-corpus
+	.venv/bin/python bench/throughput.py $(BENCH_CORPUS) --tracks $(BENCH_TRACKS)
+
+bench-corpus:
+	@if [ -z "$$(ls -A $(BENCH_CORPUS) 2>/dev/null)" ]; then \
+		apt-get update -qq && bash $(SHARED_CORPUS)/build-bench-corpus $(BENCH_CORPUS); fi
+
+# 1 against 2 workers, batch sizes, in-flight windows.
+bench-scaling: setup bench-corpus
+	.venv/bin/python bench/scaling.py $(BENCH_CORPUS)
+
+# Peak memory of the flow and a worker on tracks of 4 minutes to 2 hours.
+bench-memory: setup bench-corpus
+	.venv/bin/python bench/memory.py $(BENCH_CORPUS)
+
+# A rescan of 100,000 unchanged files.
+bench-rescan: setup
+	.venv/bin/python bench/rescan.py
+
+# Tempo and key against the corpus's annotations, beside essentia's and librosa's defaults.
+bench-accuracy: setup
+	.venv/bin/python bench/accuracy.py --corpus $(SHARED_CORPUS)
+
+bench-all: bench bench-scaling bench-memory bench-rescan bench-accuracy

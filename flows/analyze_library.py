@@ -91,7 +91,8 @@ def analyze_library(
             store.apply_plan(plan)
             store.write_outcomes(plan.unstorable)
         counts: dict[str, float] = dict(plan.counts)
-        logger.info("planned %s in %.1f s: %s", db_path, time.perf_counter() - started, counts)
+        timings: dict[str, float] = {"flow.plan": time.perf_counter() - started}
+        logger.info("planned %s in %.1f s: %s", db_path, timings["flow.plan"], counts)
         totals = {"analyzed": 0, "failed": len(plan.unstorable), "audio_seconds": 0.0}
         if plan.to_analyze or plan.to_refresh:
             for outcomes in _analyze_on_dask(
@@ -105,16 +106,25 @@ def analyze_library(
                 max_workers=max_workers or settings.max_workers,
                 batch_size=batch_size or settings.batch_size,
                 show_progress=show_progress,
+                timings=timings,
             ):
+                clock = time.perf_counter()
                 writer.write(outcomes)
+                _add(timings, "flow.upsert", time.perf_counter() - clock)
+                for outcome in outcomes:
+                    if not isinstance(outcome, Failure):
+                        for stage, seconds in outcome.stage_seconds:
+                            _add(timings, stage, seconds)
                 totals["analyzed"] += sum(isinstance(o, TrackResult) for o in outcomes)
                 totals["failed"] += sum(isinstance(o, Failure) for o in outcomes)
                 totals["audio_seconds"] += sum(
                     o.decoded_seconds for o in outcomes if isinstance(o, TrackResult)
                 )
         counts.update(totals, wall_seconds=time.perf_counter() - started)
+        clock = time.perf_counter()
         counts["staged"] = _finish(writer, run_id, counts, settings)
-    summary = {"run_id": run_id, "db": db_path, **counts}
+        timings["flow.finish"] = time.perf_counter() - clock
+    summary = {"run_id": run_id, "db": db_path, **counts, "timings": timings}
     _report(summary)
     return summary
 
@@ -131,13 +141,18 @@ def _analyze_on_dask(
     max_workers: int | None,
     batch_size: int,
     show_progress: bool,
+    timings: dict[str, float],
 ) -> Iterator[list[AnalysisOutcome]]:
     """Yield each finished batch's outcomes, keeping a bounded number of batches in flight.
 
-    ``files`` are analysed in full, ``refresh`` by MusiCNN alone.
+    ``files`` are analysed in full, ``refresh`` by MusiCNN alone. ``timings`` receives the
+    seconds the cluster took to start (``flow.cluster_start``), the workers it had
+    (``flow.workers``), the number of batches (``flow.batches``) and the seconds from the
+    first batch sent to the last one back (``flow.analysis``).
     """
     logger = get_run_logger()
     api_url = str(get_client(sync_client=True).api_url)
+    clock = time.perf_counter()
     with analysis_cluster(
         address=dask_address,
         workers=workers,
@@ -148,6 +163,8 @@ def _analyze_on_dask(
         roots=roots,
     ) as cluster:
         n = cluster.workers
+        timings["flow.cluster_start"] = time.perf_counter() - clock
+        timings["flow.workers"] = n
         logger.info(
             "Dask cluster %s with %d worker(s); dashboard %s",
             cluster.address,
@@ -160,6 +177,7 @@ def _analyze_on_dask(
             *((b, MUSICNN_ONLY) for b in make_batches(refresh, batch_size=batch_size, workers=n)),
         ]
         total = len(files) + len(refresh)
+        timings["flow.batches"] = len(jobs)
         logger.info("%d files in %d batches, %d in flight", total, len(jobs), window)
         params = {
             "min_seconds": settings.min_audio_seconds,
@@ -174,6 +192,7 @@ def _analyze_on_dask(
         finished_files = 0
         with DaskTaskRunner(address=cluster.address) as runner, progress as bar:
             bar_task = bar.add_task("analysing", total=total) if bar else None
+            clock = time.perf_counter()
             for batch, outcomes in _fan_out(runner, jobs, params, window=window):
                 transient += [
                     s
@@ -187,6 +206,7 @@ def _analyze_on_dask(
                     bar.advance(bar_task, len(batch))
             if transient:
                 yield _retry_transient(runner, transient, params, settings, logger)
+            timings["flow.analysis"] = time.perf_counter() - clock
 
 
 def _fan_out(
@@ -285,6 +305,10 @@ def _finish(writer: BatchWriter, run_id: str, counts: dict[str, float], settings
     return len(writer.staged())
 
 
+def _add(timings: dict[str, float], stage: str, seconds: float) -> None:
+    timings[stage] = timings.get(stage, 0.0) + seconds
+
+
 def _report(summary: dict[str, Any]) -> None:
     logger = get_run_logger()
     hours = summary["audio_seconds"] / 3600
@@ -308,10 +332,14 @@ def _report(summary: dict[str, Any]) -> None:
     rows = "\n".join(
         f"| {k} | {v:.2f} |" if isinstance(v, float) else f"| {k} | {v} |"
         for k, v in summary.items()
+        if k != "timings"
     )
+    stages = "\n".join(f"| {k} | {v:.2f} |" for k, v in summary["timings"].items())
     create_markdown_artifact(
         key="analyze-library-summary",
         markdown=f"# Library analysis\n\n| what | value |\n|---|---|\n{rows}\n\n"
-        f"Audio analysed: {hours:.2f} h; throughput {rate:.2f} tracks/s.\n",
+        f"Audio analysed: {hours:.2f} h; throughput {rate:.2f} tracks/s.\n\n"
+        f"## Seconds by stage\n\nWorker stages are summed over workers.\n\n"
+        f"| stage | seconds |\n|---|---|\n{stages}\n",
         description="Counts, audio hours, wall time and throughput of this run",
     )

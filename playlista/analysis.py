@@ -44,7 +44,7 @@ log = logging.getLogger(__name__)
 
 # Bump when a change to decoding or to the descriptors makes stored features stale:
 # tracks analysed under an older version are analysed again, all of them.
-ANALYZER_VERSION = 1
+ANALYZER_VERSION = 2
 # Bump when a change to MusiCNN (weights, front end, patch choice) makes its stored tags and
 # embeddings stale: only MusiCNN runs again on tracks analysed under an older version.
 MUSICNN_VERSION = 1
@@ -89,22 +89,32 @@ def analyze_file(
     started = time.perf_counter()
     size, mtime_ns = (stat.size, stat.mtime_ns) if stat else (None, None)
     core = "core" in parts
+    stages: dict[str, float] = {}
     try:
         size, mtime_ns = _stat_regular_file(path)
         digest, (tags, tag_warnings) = (
             (fingerprint(path, size=size), read_tags(path)) if core else ("", (Tags(), ()))
         )
+        stages["tags"] = _since(started)
+        clock = time.perf_counter()
         decoded = (
             decoder.decode(path, min_seconds=min_seconds, timeout=decode_timeout)
             if decoder is not None
             else decode(path, min_seconds=min_seconds)
         )
-        features = extract_features(y=decoded.samples, sr=decoded.sr) if core else Features()
+        stages["decode"] = _since(clock)
+        features = (
+            extract_features(y=decoded.samples, sr=decoded.sr, timings=stages)
+            if core
+            else Features()
+        )
+        clock = time.perf_counter()
         musicnn = (
             musicnn_scores(y=decoded.samples, sr=decoded.sr, taggers=taggers, cap=max_patches)
             if taggers and "musicnn" in parts
             else ()
         )
+        stages["musicnn"] = _since(clock)
     except AnalysisError as exc:
         return _failure(path, size, mtime_ns, exc, worker)
     except OSError as exc:
@@ -112,7 +122,13 @@ def analyze_file(
     musicnn_version = MUSICNN_VERSION if musicnn else None
     if not core:
         return MusicnnResult(
-            path, musicnn, MUSICNN_VERSION, worker, datetime.now(UTC), _since(started)
+            path,
+            musicnn,
+            MUSICNN_VERSION,
+            worker,
+            datetime.now(UTC),
+            _since(started),
+            stage_seconds=tuple(stages.items()),
         )
     return TrackResult(
         path=path,
@@ -132,6 +148,7 @@ def analyze_file(
         warnings=tag_warnings + features.warnings,
         musicnn=musicnn,
         musicnn_version=musicnn_version,
+        stage_seconds=tuple(stages.items()),
     )
 
 

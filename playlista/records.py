@@ -97,6 +97,7 @@ class MusicnnResult:
     worker: str
     analyzed_at: datetime
     elapsed_s: float
+    stage_seconds: tuple[tuple[str, float], ...] = field(default=())
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,6 +119,8 @@ class TrackResult:
     warnings: tuple[str, ...] = field(default=())
     musicnn: tuple[ModelScores, ...] = field(default=())
     musicnn_version: int | None = None
+    stage_seconds: tuple[tuple[str, float], ...] = field(default=())
+    """Seconds per stage of the analysis (tags, decode, each feature family, musicnn)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -257,8 +257,9 @@ def test_hangs_and_crashes_are_recorded_and_a_transient_error_is_retried(
     # Every outcome came back from a worker, and no worker was replaced: a restarted worker
     # would add a third name (workers are named host:pid).
     workers = rows(
-        db, "SELECT DISTINCT worker FROM (FROM track_features SELECT worker UNION ALL "
-        "FROM failures SELECT worker)"
+        db,
+        "SELECT DISTINCT worker FROM (FROM track_features SELECT worker UNION ALL "
+        "FROM failures SELECT worker)",
     )
     assert 1 <= len(workers) <= 2, workers
     # The flaky file failed twice (its batch, then the first retry) and then passed.

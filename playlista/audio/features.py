@@ -18,6 +18,7 @@ from typing import Any, NamedTuple
 import essentia.standard as es
 import librosa
 import numpy as np
+import scipy.signal
 import soxr
 
 from playlista.audio.sources import (
@@ -41,10 +42,19 @@ MIN_BPM, MAX_BPM = 40, 208  # RhythmExtractor2013's own search range
 # Below this RMS the estimators report arbitrary values (RhythmExtractor2013 finds 738 BPM in
 # digital silence, KeyExtractor says A minor), so they are not asked.
 SILENCE_RMS = 10 ** (-80 / 20)
+# ITU-R BS.1770-4 and EBU Tech 3341/3342: K-weighting, gating blocks and gates.
+SHELF_HZ, SHELF_Q, SHELF_DB = 1681.974450955533, 0.7071752369554196, 3.999843853973347
+HIGH_PASS_HZ, HIGH_PASS_Q = 38.13547087602444, 0.5003270373238773
 ABSOLUTE_GATE_LUFS = -70.0
+RELATIVE_GATE_LU = -10.0
+RANGE_RELATIVE_GATE_LU = -20.0
+RANGE_PERCENTILES = (10, 95)
+MOMENTARY_SECONDS = 0.4
 SHORT_TERM_SECONDS = 3.0
-# Essentia's single-precision K-weighting filter is unstable at high rates (measured: NaN at
-# 96 kHz, +4 dB at 92 kHz); BS.1770 defines the filter at 48 kHz.
+BLOCK_STEP_SECONDS = 0.1
+LOUDNESS_CHUNK_STEPS = 100  # filter 10 s at a time
+# BS.1770 defines the filter at 48 kHz; higher rates are brought down to it, which also
+# halves the filtering of a 96-kHz file.
 LOUDNESS_MAX_SR = 48000
 TUNING_FRAME_STEP = 8
 # Frame-wise descriptors run on blocks of frames: a few MB of temporaries that the allocator
@@ -68,18 +78,24 @@ class SpectralFeatures(NamedTuple):
     chroma_mean: np.ndarray
 
 
-def extract_features(*, y: np.ndarray, sr: int) -> Features:
+def extract_features(
+    *, y: np.ndarray, sr: int, timings: dict[str, float] | None = None
+) -> Features:
     """Every descriptor of one decoded track.
 
     ``y`` [shape=(channels, n)] holds at least one second of floating-point samples, full scale
     1.0, at the file's native rate ``sr`` in Hz. A family that fails on numeric grounds (silent
     or degenerate input, essentia's ``RuntimeError``, a non-finite result) leaves its fields
     ``None`` and adds a line to ``Features.warnings``; the other families still run.
+    ``timings``, when given, receives the seconds spent per family under ``features.<family>``
+    (``features.resample`` for the downmix and the resampling they share).
     """
     _check_samples(y, sr=sr, ndims=(2,))
+    clock = time.perf_counter()
     mono = _downmix(y)
     y44 = _resample(mono, sr=sr, target_sr=ESSENTIA_SR)
     y22 = _resample(mono, sr=sr, target_sr=LIBROSA_SR)
+    spent = {"resample": time.perf_counter() - clock}
     families: dict[str, Callable[[], tuple[dict[str, Any], list[str]]]] = {
         "tempo": lambda: (dict(zip(("bpm", "bpm_confidence"), tempo(y=y44), strict=True)), []),
         "key": lambda: (_key_fields(y44), []),
@@ -92,14 +108,18 @@ def extract_features(*, y: np.ndarray, sr: int) -> Features:
     values: dict[str, Any] = {}
     warnings: list[str] = []
     for family, compute in families.items():
+        clock = time.perf_counter()
         try:
             family_values, notes = compute()
         except (InvalidInputError, RuntimeError) as exc:
             family_values, notes = {}, [f"{family}: {exc}"]  # its fields keep their None default
+        spent[family] = time.perf_counter() - clock
         values.update(family_values)
         for note in notes:
             logger.warning("%s", note)
         warnings.extend(notes)
+    if timings is not None:
+        timings.update({f"features.{family}": seconds for family, seconds in spent.items()})
     return Features(**values, warnings=tuple(warnings))
 
 
@@ -331,23 +351,101 @@ def _loudness(y: np.ndarray, sr: int) -> tuple[dict[str, float | None], list[str
     """Integrated loudness and range as Features fields, and why any of them is None."""
     _check_samples(y, sr=sr, ndims=(1, 2))
     channels = y.reshape(1, -1) if y.ndim == 1 else y
-    if channels.shape[0] == 1:
-        stereo = np.stack([channels[0], np.zeros_like(channels[0])], axis=1)
-    elif channels.shape[0] == 2:
-        stereo = channels.T  # no copy when the decoder's (n, 2) array was transposed
-    else:
-        stereo = np.stack([_downmix(channels[0::2]), _downmix(channels[1::2])], axis=1)
-    stereo = np.ascontiguousarray(stereo, dtype=np.float32)
+    if channels.shape[0] > 2:
+        channels = np.stack([_downmix(channels[0::2]), _downmix(channels[1::2])])
     if sr > LOUDNESS_MAX_SR:
-        stereo, sr = soxr.resample(stereo, sr, LOUDNESS_MAX_SR), LOUDNESS_MAX_SR
-    _, _, integrated, loudness_range = es.LoudnessEBUR128(sampleRate=sr)(stereo)
-    if not (math.isfinite(integrated) and integrated > ABSOLUTE_GATE_LUFS):
+        interleaved = np.ascontiguousarray(channels.T, dtype=np.float32)
+        channels, sr = soxr.resample(interleaved, sr, LOUDNESS_MAX_SR).T, LOUDNESS_MAX_SR
+    step = round(BLOCK_STEP_SECONDS * sr)
+    steps = _k_weighted_energy(channels, sr, step=step)
+    integrated = _gated_loudness(_block_means(steps, step, MOMENTARY_SECONDS), RELATIVE_GATE_LU)
+    if integrated is None:
         note = "loudness: nothing above the -70 LUFS absolute gate (silent input)"
         return {"loudness_lufs": None, "loudness_range_lu": None}, [note]
-    if stereo.shape[0] < SHORT_TERM_SECONDS * sr or not math.isfinite(loudness_range):
+    if steps.size < SHORT_TERM_SECONDS / BLOCK_STEP_SECONDS:
         note = "loudness range: input shorter than one 3-s short-term block"
-        return {"loudness_lufs": float(integrated), "loudness_range_lu": None}, [note]
-    return {"loudness_lufs": float(integrated), "loudness_range_lu": float(loudness_range)}, []
+        return {"loudness_lufs": integrated, "loudness_range_lu": None}, [note]
+    return {
+        "loudness_lufs": integrated,
+        "loudness_range_lu": _loudness_range(_block_means(steps, step, SHORT_TERM_SECONDS)),
+    }, []
+
+
+def _k_weighting(sr: float) -> np.ndarray:
+    """BS.1770's K-weighting (high shelf, then RLB high-pass) as second-order sections.
+
+    The two biquads are designed for ``sr`` from their analogue prototypes, so that at
+    48 kHz they give BS.1770-4's published coefficients to 1e-8.
+    """
+    k = math.tan(math.pi * SHELF_HZ / sr)
+    gain_high = 10 ** (SHELF_DB / 20)
+    gain_band = gain_high**0.4996667741545416
+    a0 = 1 + k / SHELF_Q + k * k
+    shelf = [
+        (gain_high + gain_band * k / SHELF_Q + k * k) / a0,
+        2 * (k * k - gain_high) / a0,
+        (gain_high - gain_band * k / SHELF_Q + k * k) / a0,
+        1.0,
+        2 * (k * k - 1) / a0,
+        (1 - k / SHELF_Q + k * k) / a0,
+    ]
+    k = math.tan(math.pi * HIGH_PASS_HZ / sr)
+    a0 = 1 + k / HIGH_PASS_Q + k * k
+    high_pass = [1.0, -2.0, 1.0, 1.0, 2 * (k * k - 1) / a0, (1 - k / HIGH_PASS_Q + k * k) / a0]
+    return np.array([shelf, high_pass])
+
+
+def _k_weighted_energy(channels: np.ndarray, sr: float, *, step: int) -> np.ndarray:
+    """K-weighted energy of ``channels`` [shape=(1 or 2, n)] per ``step`` samples.
+
+    Channels are summed at weight 1 (one channel alone is BS.1770's mono); a last partial
+    step is left out. The filter runs over chunks, carrying its state, so that memory
+    stays flat however long the track.
+    """
+    sos = _k_weighting(sr)
+    state = np.zeros((sos.shape[0], channels.shape[0], 2))
+    chunk = LOUDNESS_CHUNK_STEPS * step
+    parts = []
+    for start in range(0, channels.shape[1] - step + 1, chunk):
+        x = channels[:, start : start + chunk].astype(np.float64)
+        weighted, state = scipy.signal.sosfilt(sos, x, axis=-1, zi=state)
+        whole = weighted.shape[1] // step * step
+        power = np.einsum("cn,cn->n", weighted[:, :whole], weighted[:, :whole])
+        parts.append(power.reshape(-1, step).sum(axis=1))
+    return np.concatenate(parts) if parts else np.empty(0)
+
+
+def _block_means(steps: np.ndarray, step: int, seconds: float) -> np.ndarray:
+    """Mean power of ``seconds``-long blocks, one every step (75 % overlap at 400 ms)."""
+    size = round(seconds / BLOCK_STEP_SECONDS)
+    if steps.size < size:
+        return np.empty(0)
+    total = np.concatenate([[0.0], np.cumsum(steps)])
+    return (total[size:] - total[:-size]) / (size * step)
+
+
+def _lufs(power: np.ndarray | float) -> Any:
+    with np.errstate(divide="ignore"):
+        return -0.691 + 10 * np.log10(power)
+
+
+def _gated_loudness(blocks: np.ndarray, relative_gate_lu: float) -> float | None:
+    """BS.1770 integrated loudness of block powers: absolute gate, then the relative one."""
+    blocks = blocks[_lufs(blocks) > ABSOLUTE_GATE_LUFS]
+    if blocks.size == 0:
+        return None
+    gate = _lufs(blocks.mean()) + relative_gate_lu
+    return float(_lufs(blocks[_lufs(blocks) > gate].mean()))
+
+
+def _loudness_range(blocks: np.ndarray) -> float | None:
+    """EBU Tech 3342 loudness range (LU) of 3-s short-term block powers."""
+    levels = _lufs(blocks[_lufs(blocks) > ABSOLUTE_GATE_LUFS])
+    if levels.size == 0:
+        return None
+    gate = _lufs(np.mean(10 ** ((levels + 0.691) / 10))) + RANGE_RELATIVE_GATE_LU
+    low, high = np.percentile(levels[levels > gate], RANGE_PERCENTILES)
+    return float(high - low)
 
 
 def _check_rate(sr: object) -> None:

@@ -26,8 +26,8 @@ FEATURE_SOURCES: dict[str, str] = {
         ("key", "mode", "key_strength"), f"essentia KeyExtractor(profileType={KEY_PROFILE})"
     ),
     "camelot": "playlista camelot() of the KeyExtractor key and mode",
-    "loudness_lufs": "essentia LoudnessEBUR128 integratedLoudness",
-    "loudness_range_lu": "essentia LoudnessEBUR128 loudnessRange",
+    "loudness_lufs": "playlista ITU-R BS.1770-4 integrated loudness (EBU R 128), gated",
+    "loudness_range_lu": "playlista EBU Tech 3342 loudness range of 3-s short-term blocks",
     "energy": "numpy RMS of the mono signal (linear, full scale = 1.0)",
     "danceability": "essentia Danceability",
     "spectral_centroid_hz": "librosa feature.spectral_centroid",

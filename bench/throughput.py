@@ -1,0 +1,453 @@
+"""Throughput of the full default analysis, side by side with bliss-rs, Essentia and librosa.
+
+    python bench/throughput.py [CORPUS] [--tracks N] [--workers N] [--json FILE]
+
+Picks ``--tracks`` files spread evenly over CORPUS (default: the bench corpus that
+``make bench-corpus`` builds in ``.bench-corpus/``) and analyses the same files four ways,
+one after the other, each with one process per core:
+
+- **playlista**: the real ``analyze-library`` flow on a ``LocalCluster`` (a Prefect
+  server of its own, workers loading every library and both MusiCNN models, a fresh
+  DuckDB file);
+- **bliss-rs**: the PyPI ``bliss-audio`` wheel, ``Song(path)`` per file;
+- **essentia**: ``essentia.standard.MusicExtractor()`` per file, default profile;
+- **librosa**: a naive per-file script: ``load``, ``beat_track``, ``chroma_cqt``, ``mfcc``,
+  spectral centroid and RMS.
+
+Each is timed end to end (start-up included: imports, numba compilation, model loads)
+and steady (the files alone). Rates are per core and normalised to 4-minute tracks:
+``audio seconds / 240 / wall / cores``. playlista's wall time is then broken down by stage
+from the run's own timings, and the peak resident memory of the flow process and of each
+worker is sampled while it runs. Prints tables; ``--json`` writes every figure.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Sequence
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures.process import BrokenProcessPool
+from pathlib import Path
+from typing import Any
+
+import psutil
+import soundfile
+
+REPO = Path(__file__).resolve().parents[1]
+TRACK_SECONDS = 240.0  # the "4-minute track" that rates are normalised to
+AUDIO_SUFFIXES = {".ogg", ".mp3", ".flac", ".opus", ".wav", ".m4a", ".aiff"}
+PREFECT_ENV = {
+    "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "120",
+    "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+    "DO_NOT_TRACK": "1",
+}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("corpus", nargs="?", type=Path, default=REPO / ".bench-corpus")
+    parser.add_argument("--tracks", type=int, default=24, help="files to analyse (0: all)")
+    parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
+    parser.add_argument("--batch-size", type=int, default=None)
+    parser.add_argument(
+        "--only", default="playlista,bliss,essentia,librosa", help="comma-separated tools"
+    )
+    parser.add_argument("--json", type=Path, default=REPO / "bench/results/throughput.json")
+    args = parser.parse_args()
+
+    tracks = pick_tracks(args.corpus, args.tracks)
+    audio = sum(seconds for _, seconds in tracks)
+    print(
+        f"{len(tracks)} tracks, {audio / 3600:.2f} h of audio "
+        f"(median {sorted(s for _, s in tracks)[len(tracks) // 2]:.0f} s), "
+        f"{args.workers} process(es), {os.cpu_count()} cores"
+    )
+    results: dict[str, dict[str, Any]] = {}
+    with tempfile.TemporaryDirectory(prefix="playlista-bench-") as work:
+        root = link_tracks([path for path, _ in tracks], Path(work, "music"))
+        paths = sorted(str(p) for p in root.iterdir())
+        for tool in args.only.split(","):
+            print(f"running {tool} ...", flush=True)
+            if tool == "playlista":
+                results[tool] = run_playlista(
+                    root,
+                    Path(work, "library.duckdb"),
+                    workers=args.workers,
+                    batch_size=args.batch_size,
+                )
+            else:
+                results[tool] = run_pool(tool, paths, processes=args.workers)
+            Path(work, "library.duckdb").unlink(missing_ok=True)
+    for figures in results.values():
+        add_rates(figures, audio_seconds=audio, cores=args.workers)
+    print_comparison(results)
+    if "playlista" in results:
+        print_breakdown(results["playlista"])
+        print_memory(results["playlista"])
+    report = {
+        "machine": machine(),
+        "corpus": str(args.corpus),
+        "tracks": [{"path": str(p), "seconds": s} for p, s in tracks],
+        "audio_seconds": audio,
+        "processes": args.workers,
+        "results": results,
+    }
+    args.json.parent.mkdir(parents=True, exist_ok=True)
+    args.json.write_text(json.dumps(report, indent=2, default=str))
+    print(f"\nwrote {args.json}")
+
+
+# -- the files ---------------------------------------------------------------------------------
+
+
+def pick_tracks(corpus: Path, n: int) -> list[tuple[Path, float]]:
+    """``n`` readable audio files spread evenly over ``corpus`` (sorted by path), with lengths."""
+    if not corpus.is_dir():
+        sys.exit(f"no corpus at {corpus}: run `make bench-corpus`, or name a folder of music")
+    found = []
+    for path in sorted(p for p in corpus.rglob("*") if p.suffix.lower() in AUDIO_SUFFIXES):
+        try:
+            found.append((path, soundfile.info(str(path)).duration))
+        except (RuntimeError, soundfile.LibsndfileError):
+            continue  # lengths come from libsndfile; the few files it cannot read are left out
+    if n and n < len(found):
+        found = [found[i * len(found) // n] for i in range(n)]
+    return found
+
+
+def link_tracks(paths: Sequence[Path], folder: Path) -> Path:
+    """A folder holding only ``paths`` (hard links, or copies across file systems)."""
+    folder.mkdir(parents=True)
+    for i, path in enumerate(paths):
+        target = folder / f"{i:04d}_{path.name}"
+        try:
+            os.link(path, target)
+        except OSError:
+            shutil.copyfile(path, target)
+    return folder
+
+
+# -- playlista ---------------------------------------------------------------------------------
+
+
+def run_playlista(
+    root: Path,
+    db: Path,
+    *,
+    workers: int,
+    batch_size: int | None = None,
+    env: dict[str, str] | None = None,
+) -> dict[str, Any]:
+    """Run the analyze-library flow in a child process; its summary, wall time and peak RSS."""
+    out = db.with_suffix(".summary.json")
+    command = [sys.executable, __file__, "--flow-child", str(root), str(db), str(out), str(workers)]
+    if batch_size:
+        command.append(str(batch_size))
+    environment = {**os.environ, **PREFECT_ENV, **(env or {})}
+    environment["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env_path()]))
+    started = time.perf_counter()
+    child = subprocess.Popen(command, env=environment, stdout=subprocess.DEVNULL)
+    peaks = watch_memory(child.pid)
+    if child.wait() != 0:
+        raise SystemExit(f"the flow failed (exit {child.returncode})")
+    process_wall = time.perf_counter() - started
+    summary = json.loads(out.read_text())
+    timings = summary.pop("timings")
+    return {
+        "wall_s": summary["wall_seconds"],
+        "steady_s": timings.get("flow.analysis", summary["wall_seconds"]),
+        "process_wall_s": process_wall,
+        "analysed": summary["analyzed"],
+        "failed": summary["failed"],
+        "summary": summary,
+        "timings": timings,
+        "peak_rss": peaks.result(),
+    }
+
+
+def env_path() -> str:
+    return os.environ.get("PYTHONPATH", "")
+
+
+def flow_child(root: str, db: str, out: str, workers: str, batch_size: str | None) -> None:
+    from flows.analyze_library import analyze_library
+
+    summary = analyze_library(
+        roots=[root], db=db, workers=int(workers), batch_size=int(batch_size or 0) or None
+    )
+    Path(out).write_text(json.dumps(summary, default=str))
+
+
+class MemoryWatch:
+    """Peak RSS of a process and of each of its descendants, sampled every 0.2 s."""
+
+    def __init__(self, pid: int) -> None:
+        self.peaks: dict[int, tuple[str, int]] = {}
+        self._thread = threading.Thread(target=self._run, args=(pid,), daemon=True)
+        self._thread.start()
+
+    def _run(self, pid: int) -> None:
+        try:
+            top = psutil.Process(pid)
+            while top.is_running() and top.status() != psutil.STATUS_ZOMBIE:
+                for proc in [top, *top.children(recursive=True)]:
+                    try:
+                        rss = proc.memory_info().rss
+                        role = self.peaks.get(proc.pid, (None, 0))[0] or role_of(proc, top)
+                    except psutil.Error:
+                        continue
+                    self.peaks[proc.pid] = (role, max(rss, self.peaks.get(proc.pid, ("", 0))[1]))
+                time.sleep(0.2)
+        except psutil.Error:
+            pass
+
+    def result(self) -> dict[str, list[int]]:
+        """Peak bytes by role (flow, worker, decoder, prefect server, other)."""
+        self._thread.join()
+        roles: dict[str, list[int]] = {}
+        for role, peak in self.peaks.values():
+            roles.setdefault(role, []).append(peak)
+        return {role: sorted(peaks, reverse=True) for role, peaks in roles.items()}
+
+
+def watch_memory(pid: int) -> MemoryWatch:
+    return MemoryWatch(pid)
+
+
+def role_of(proc: psutil.Process, top: psutil.Process) -> str:
+    if proc.pid == top.pid:
+        return "flow"
+    command = " ".join(proc.cmdline())
+    if "spawn_main" in command and "resource_tracker" not in command:
+        return "worker"
+    if "playlista.audio.isolate" in command:
+        return "decoder"
+    if ("prefect" in command and "server" in command) or "uvicorn" in command:
+        return "prefect server"
+    return "other"
+
+
+# -- the peers ---------------------------------------------------------------------------------
+
+
+def bliss_setup() -> Any:
+    from bliss_audio import Song
+
+    return Song
+
+
+def bliss_one(song: Any, path: str) -> None:
+    song(path)
+
+
+def essentia_setup() -> Any:
+    import essentia
+
+    essentia.log.infoActive = False
+    essentia.log.warningActive = False
+    import essentia.standard as es
+
+    return es.MusicExtractor()
+
+
+def essentia_one(extractor: Any, path: str) -> None:
+    extractor(path)
+
+
+def librosa_setup() -> Any:
+    import librosa
+
+    return librosa
+
+
+def librosa_warm_up() -> None:
+    """Fill librosa's numba cache once, before the pool's processes read it all at once.
+
+    Processes compiling into one cache at the same time can leave it corrupt (seen here:
+    a segmentation fault in ``beat_track`` in every later process).
+    """
+    import numpy as np
+
+    librosa = librosa_setup()
+    noise = np.random.default_rng(0).standard_normal(5 * 22050).astype(np.float32)
+    librosa.beat.beat_track(y=noise, sr=22050)
+
+
+def librosa_one(librosa: Any, path: str) -> None:
+    y, sr = librosa.load(path)
+    librosa.beat.beat_track(y=y, sr=sr)
+    librosa.feature.chroma_cqt(y=y, sr=sr).mean(axis=1)
+    librosa.feature.mfcc(y=y, sr=sr).mean(axis=1)
+    librosa.feature.spectral_centroid(y=y, sr=sr).mean()
+    librosa.feature.rms(y=y).mean()
+
+
+PEERS: dict[str, tuple[Callable[[], Any], Callable[[Any, str], None]]] = {
+    "bliss": (bliss_setup, bliss_one),
+    "essentia": (essentia_setup, essentia_one),
+    "librosa": (librosa_setup, librosa_one),
+}
+_state: dict[str, Any] = {}
+
+
+def _pool_init(tool: str) -> None:
+    os.environ.update({"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"})
+    started = time.perf_counter()
+    _state["handle"] = PEERS[tool][0]()
+    _state["analyse"] = PEERS[tool][1]
+    _state["setup_s"] = time.perf_counter() - started
+
+
+def _pool_one(path: str) -> tuple[str, float, str | None, float]:
+    started = time.perf_counter()
+    try:
+        _state["analyse"](_state["handle"], path)
+        error = None
+    except Exception as exc:  # a peer that cannot read a file: counted, not fatal
+        error = f"{type(exc).__name__}: {exc}"[:200]
+    return path, time.perf_counter() - started, error, _state["setup_s"]
+
+
+def _pool_map(tool: str, paths: Sequence[str], processes: int, done: dict[str, Any]) -> list[str]:
+    """Fill ``done`` with each file's outcome; return the files whose process died under them."""
+    broken = []
+    with ProcessPoolExecutor(
+        processes,
+        mp_context=multiprocessing.get_context("spawn"),
+        initializer=_pool_init,
+        initargs=(tool,),
+    ) as pool:
+        futures = {pool.submit(_pool_one, path): path for path in paths}
+        for future in as_completed(futures):
+            try:
+                done[futures[future]] = future.result()
+            except BrokenProcessPool:
+                broken.append(futures[future])
+    return broken
+
+
+def run_pool(tool: str, paths: Sequence[str], *, processes: int) -> dict[str, Any]:
+    """Analyse ``paths`` with ``PEERS[tool]`` in fresh processes, one file per call.
+
+    Files whose process dies under them go round again; a file under two dead processes
+    is tried alone, and counted as failed if its process dies once more.
+    """
+    os.environ["NUMBA_CACHE_DIR"] = str(REPO / "bench/results/numba-cache")
+    if tool == "librosa":
+        librosa_warm_up()
+    started = time.perf_counter()
+    done: dict[str, tuple[str, float, str | None, float]] = {}
+    strikes: Counter[str] = Counter()
+    pending = list(paths)
+    while pending:
+        alone = [p for p in pending if strikes[p] >= 2]
+        broken = _pool_map(tool, alone[:1] or pending, 1 if alone else processes, done)
+        strikes.update(broken)
+        if alone and broken:
+            done[alone[0]] = (alone[0], 0.0, "its process died on this file", 0.0)
+        pending = [p for p in pending if p not in done]
+    wall = time.perf_counter() - started
+    failed = [(p, e) for p, _, e, _ in done.values() if e]
+    return {
+        "wall_s": wall,
+        "steady_s": sum(s for _, s, _, _ in done.values()) / processes,
+        "setup_s": max(s for *_, s in done.values()),
+        "analysed": len(paths) - len(failed),
+        "failed": len(failed),
+        "failures": failed,
+        "processes_died": sum(strikes.values()),
+    }
+
+
+# -- reporting ---------------------------------------------------------------------------------
+
+
+def add_rates(figures: dict[str, Any], *, audio_seconds: float, cores: int) -> None:
+    for kind in ("wall", "steady"):
+        seconds = figures[f"{kind}_s"]
+        figures[f"{kind}_tracks_per_s_per_core"] = audio_seconds / TRACK_SECONDS / seconds / cores
+        figures[f"{kind}_realtime_per_core"] = audio_seconds / seconds / cores
+
+
+def print_comparison(results: dict[str, dict[str, Any]]) -> None:
+    print("\n4-minute tracks per second per core (audio seconds / 240 / wall / cores)")
+    header = f"{'tool':<10} {'end to end':>11} {'steady':>8} {'x realtime':>11} {'failed':>7}"
+    print(header + (f" {'vs bliss':>9}" if "bliss" in results else ""))
+    for tool, f in results.items():
+        line = (
+            f"{tool:<10} {f['wall_tracks_per_s_per_core']:>11.3f} "
+            f"{f['steady_tracks_per_s_per_core']:>8.3f} {f['steady_realtime_per_core']:>11.0f} "
+            f"{f['failed']:>7}"
+        )
+        if "bliss" in results:
+            ratio = (
+                f["steady_tracks_per_s_per_core"] / results["bliss"]["steady_tracks_per_s_per_core"]
+            )
+            line += f" {ratio:>8.2f}x"
+        print(line)
+
+
+def breakdown(figures: dict[str, Any]) -> list[tuple[str, float, float]]:
+    """playlista's stages: (stage, seconds, share of the workers' time in the analysis window).
+
+    Worker stages are summed over workers; ``prefect + dask + idle`` is the rest of the
+    workers' time while batches were in flight: task scheduling, Prefect's task-run
+    bookkeeping, moving results, and a worker idle while the other ends the last batch.
+    """
+    t = figures["timings"]
+    workers = t.get("flow.workers", 1)
+    capacity = workers * t["flow.analysis"]
+    worker_stages = {k: v for k, v in t.items() if not k.startswith("flow.")}
+    rows = [(stage, seconds, seconds / capacity) for stage, seconds in worker_stages.items()]
+    rows.append(("prefect + dask + idle", capacity - sum(worker_stages.values()), 0.0))
+    rows[-1] = (rows[-1][0], rows[-1][1], rows[-1][1] / capacity)
+    for stage in ("plan", "cluster_start", "upsert", "finish"):
+        rows.append((f"flow: {stage}", t.get(f"flow.{stage}", 0.0), float("nan")))
+    return rows
+
+
+def print_breakdown(figures: dict[str, Any]) -> None:
+    rows = breakdown(figures)
+    figures["breakdown"] = [{"stage": s, "seconds": v, "share": share} for s, v, share in rows]
+    print(
+        f"\nplaylista by stage (workers' time while batches ran: "
+        f"{figures['timings']['flow.workers']} x {figures['timings']['flow.analysis']:.1f} s)"
+    )
+    for stage, seconds, share in rows:
+        shown = "" if share != share else f"{100 * share:5.1f} %"
+        print(f"  {stage:<24} {seconds:>8.2f} s  {shown}")
+
+
+def print_memory(figures: dict[str, Any]) -> None:
+    print("\nplaylista peak resident memory")
+    for role, peaks in figures["peak_rss"].items():
+        shown = ", ".join(f"{p / 2**20:.0f}" for p in peaks[:4])
+        print(f"  {role:<16} {shown} MiB")
+
+
+def machine() -> dict[str, Any]:
+    return {
+        "cpu": platform.processor() or platform.machine(),
+        "cores": os.cpu_count(),
+        "memory_gib": round(psutil.virtual_memory().total / 2**30, 1),
+        "python": platform.python_version(),
+        "system": platform.platform(),
+    }
+
+
+if __name__ == "__main__":
+    if len(sys.argv) > 1 and sys.argv[1] == "--flow-child":
+        flow_child(*sys.argv[2:6], sys.argv[6] if len(sys.argv) > 6 else None)
+    else:
+        main()
