@@ -256,6 +256,31 @@ def test_pink_noise_scaled_to_minus_23_lufs() -> None:
     assert loudness_range is not None and loudness_range < 1.0  # stationary noise
 
 
+@pytest.mark.parametrize(("low", "high", "expected"), [(-30, -20, 10), (-35, -15, 20)])
+def test_loudness_range_of_two_levels_is_their_distance(low: int, high: int, expected: int):
+    # EBU Tech 3342 cases 1 and 2: 20 s of a 1 kHz sine at one level, then 20 s at another,
+    # reads a range of their difference, within 1 LU. 40 s also spans several filter chunks.
+    y = np.concatenate([sine(1000.0, dbfs=level, duration=20.0, sr=48000) for level in (high, low)])
+    _, loudness_range = loudness(y=np.stack([y, y]), sr=48000)
+    assert loudness_range == pytest.approx(expected, abs=1.0)
+
+
+def test_k_weighting_at_48k_is_the_published_filter() -> None:
+    shelf, high_pass = features._k_weighting(48000)
+    assert shelf == pytest.approx(
+        [
+            1.53512485958697,
+            -2.69169618940638,
+            1.19839281085285,
+            1,
+            -1.69065929318241,
+            0.73248077421585,
+        ],
+        abs=1e-8,
+    )
+    assert high_pass == pytest.approx([1, -2, 1, 1, -1.99004745483398, 0.99007225036621], abs=1e-8)
+
+
 def test_loudness_of_silence_is_none() -> None:
     assert loudness(y=np.zeros((2, 5 * SR), dtype=np.float32), sr=SR) == (None, None)
 

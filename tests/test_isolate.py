@@ -181,6 +181,10 @@ def test_eio_fails_transiently_for_the_set_number_of_attempts_across_children(
     assert isinstance(second, Failure)
     assert (second.error_class, second.retryable) == (TransientIOError.error_class, True)
     assert isinstance(third, TrackResult) and third.decoder == "soundfile"
+    stages = dict(third.stage_seconds)
+    assert {"tags", "decode", "features.tempo", "features.spectral"} <= stages.keys()
+    assert all(seconds >= 0 for seconds in stages.values())
+    assert sum(stages.values()) <= third.elapsed_s
 
 
 def test_a_hanging_child_exits_when_its_worker_is_killed(corpus, tmp_path):
