@@ -87,7 +87,8 @@ def _shares(figures: dict[str, Any]) -> dict[str, float]:
     rows = {stage: share for stage, _, share in breakdown(figures)}
     timings = figures["timings"]
     return {
-        "overhead_share": rows["prefect + dask + idle"],
+        "overhead_share": rows["prefect + dask"],
+        "idle_share": rows["idle at the end"],
         "cluster_start_s": timings.get("flow.cluster_start", 0.0),
         "batches": timings.get("flow.batches", float("nan")),
     }
@@ -96,13 +97,13 @@ def _shares(figures: dict[str, Any]) -> dict[str, float]:
 def print_table(runs: list[dict[str, Any]]) -> None:
     print(
         f"\n{'run':<16} {'end to end s':>13} {'steady s':>9} {'cluster start s':>16} "
-        f"{'prefect+dask':>13}"
+        f"{'prefect+dask':>13} {'idle at end':>12}"
     )
     for run in runs:
         print(
             f"{run['what'] + ' ' + str(run['value']):<16} {run['wall_s']:>13.1f} "
             f"{run['steady_s']:>9.1f} {run['cluster_start_s']:>16.1f} "
-            f"{100 * run['overhead_share']:>12.1f}%"
+            f"{100 * run['overhead_share']:>12.1f}% {100 * run['idle_share']:>11.1f}%"
         )
 
 

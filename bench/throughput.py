@@ -401,17 +401,24 @@ def print_comparison(results: dict[str, dict[str, Any]]) -> None:
 def breakdown(figures: dict[str, Any]) -> list[tuple[str, float, float]]:
     """playlista's stages: (stage, seconds, share of the workers' time in the analysis window).
 
-    Worker stages are summed over workers; ``prefect + dask + idle`` is the rest of the
-    workers' time while batches were in flight: task scheduling, Prefect's task-run
-    bookkeeping, moving results, and a worker idle while the other ends the last batch.
+    Worker stages are summed over workers. ``prefect + dask`` is the workers' time before
+    their first file and between files: Dask's scheduling and Prefect's task-run
+    bookkeeping. ``idle at the end`` is a worker's time after its last file while another
+    ends the last batch; ``untimed`` is the rest of the files' own time.
     """
     t = figures["timings"]
-    workers = t.get("flow.workers", 1)
-    capacity = workers * t["flow.analysis"]
-    worker_stages = {k: v for k, v in t.items() if not k.startswith("flow.")}
-    rows = [(stage, seconds, seconds / capacity) for stage, seconds in worker_stages.items()]
-    rows.append(("prefect + dask + idle", capacity - sum(worker_stages.values()), 0.0))
-    rows[-1] = (rows[-1][0], rows[-1][1], rows[-1][1] / capacity)
+    capacity = t.get("flow.workers", 1) * t["flow.analysis"]
+    stages = {k: v for k, v in t.items() if not k.startswith("flow.")}
+    overhead = t.get("flow.worker_head", 0.0) + t.get("flow.worker_between", 0.0)
+    tail = t.get("flow.worker_tail", 0.0)
+    rows = [(stage, seconds, seconds / capacity) for stage, seconds in stages.items()]
+    untimed = capacity - sum(stages.values()) - overhead - tail
+    for stage, seconds in (
+        ("untimed", untimed),
+        ("prefect + dask", overhead),
+        ("idle at the end", tail),
+    ):
+        rows.append((stage, seconds, seconds / capacity))
     for stage in ("plan", "cluster_start", "upsert", "finish"):
         rows.append((f"flow: {stage}", t.get(f"flow.{stage}", 0.0), float("nan")))
     return rows

@@ -10,7 +10,7 @@ import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import nullcontext
 from datetime import UTC, datetime
-from itertools import islice
+from itertools import islice, pairwise
 from typing import Any
 
 from distributed import as_completed
@@ -94,6 +94,7 @@ def analyze_library(
         timings: dict[str, float] = {"flow.plan": time.perf_counter() - started}
         logger.info("planned %s in %.1f s: %s", db_path, timings["flow.plan"], counts)
         totals = {"analyzed": 0, "failed": len(plan.unstorable), "audio_seconds": 0.0}
+        spans: dict[str, list[tuple[float, float]]] = {}
         if plan.to_analyze or plan.to_refresh:
             for outcomes in _analyze_on_dask(
                 plan.to_analyze,
@@ -115,11 +116,14 @@ def analyze_library(
                     if not isinstance(outcome, Failure):
                         for stage, seconds in outcome.stage_seconds:
                             _add(timings, stage, seconds)
+                        end = outcome.analyzed_at.timestamp()
+                        spans.setdefault(outcome.worker, []).append((end - outcome.elapsed_s, end))
                 totals["analyzed"] += sum(isinstance(o, TrackResult) for o in outcomes)
                 totals["failed"] += sum(isinstance(o, Failure) for o in outcomes)
                 totals["audio_seconds"] += sum(
                     o.decoded_seconds for o in outcomes if isinstance(o, TrackResult)
                 )
+            timings.update(_worker_idle(spans, timings))
         counts.update(totals, wall_seconds=time.perf_counter() - started)
         clock = time.perf_counter()
         counts["staged"] = _finish(writer, run_id, counts, settings)
@@ -193,6 +197,7 @@ def _analyze_on_dask(
         with DaskTaskRunner(address=cluster.address) as runner, progress as bar:
             bar_task = bar.add_task("analysing", total=total) if bar else None
             clock = time.perf_counter()
+            timings["flow.analysis_started_at"] = time.time()
             for batch, outcomes in _fan_out(runner, jobs, params, window=window):
                 transient += [
                     s
@@ -307,6 +312,31 @@ def _finish(writer: BatchWriter, run_id: str, counts: dict[str, float], settings
 
 def _add(timings: dict[str, float], stage: str, seconds: float) -> None:
     timings[stage] = timings.get(stage, 0.0) + seconds
+
+
+def _worker_idle(
+    spans: dict[str, list[tuple[float, float]]], timings: dict[str, float]
+) -> dict[str, float]:
+    """Seconds the workers spent outside ``analyze_file`` while batches were in flight.
+
+    ``spans`` holds each worker's (start, end) wall-clock times of the files it analysed.
+    ``flow.worker_head`` is the time before each worker's first file, ``flow.worker_between``
+    the gaps between its files (Prefect's task-run bookkeeping and Dask's scheduling of the
+    next batch) and ``flow.worker_tail`` the time after its last file, while others finish.
+    """
+    start = timings.pop("flow.analysis_started_at", None)
+    if start is None or not spans:
+        return {}
+    end = start + timings["flow.analysis"]
+    head = between = 0.0
+    tail = end - start  # and so for each worker that never got a file
+    tail *= max(0.0, timings.get("flow.workers", 0) - len(spans))
+    for intervals in spans.values():
+        intervals.sort()
+        head += max(0.0, intervals[0][0] - start)
+        tail += max(0.0, end - max(e for _, e in intervals))
+        between += sum(max(0.0, b[0] - a[1]) for a, b in pairwise(intervals))
+    return {"flow.worker_head": head, "flow.worker_between": between, "flow.worker_tail": tail}
 
 
 def _report(summary: dict[str, Any]) -> None:

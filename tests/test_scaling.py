@@ -30,8 +30,28 @@ def test_adaptive_cluster_grows_from_one_worker_to_the_maximum(corpus, prefect_a
         roots=[str(music)], db=str(db), min_workers=1, max_workers=2, batch_size=1
     )
     assert summary["analyzed"] == len(CLIPS)
+    # Where the workers' time went adds up: each stage of each file, the gaps around them.
+    timings = summary["timings"]
+    assert {"decode", "features.tempo", "musicnn", "flow.cluster_start"} <= timings.keys()
+    accounted = sum(v for k, v in timings.items() if not k.startswith("flow.")) + sum(
+        timings[k] for k in ("flow.worker_head", "flow.worker_between", "flow.worker_tail")
+    )
+    assert 0 < accounted <= timings["flow.workers"] * timings["flow.analysis"] + 1.0
     with duckdb.connect(str(db), read_only=True) as con:
         workers = con.execute("SELECT DISTINCT worker FROM track_features").fetchall()
     # One worker at the start; the second exists only if adaptive scaling started it,
     # and it analysed files only after the preload had loaded its libraries.
     assert len(workers) == 2
+
+
+def test_worker_idle_time_is_split_into_head_gaps_and_tail():
+    from flows.analyze_library import _worker_idle
+
+    timings = {"flow.analysis_started_at": 100.0, "flow.analysis": 10.0, "flow.workers": 3}
+    spans = {"a": [(104.0, 106.0), (101.0, 103.0)], "b": [(100.5, 109.0)]}
+    assert _worker_idle(spans, timings) == {
+        "flow.worker_head": 1.0 + 0.5,
+        "flow.worker_between": 1.0,
+        "flow.worker_tail": 10.0 + 4.0 + 1.0,  # the third worker got nothing
+    }
+    assert "flow.analysis_started_at" not in timings
