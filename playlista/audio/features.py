@@ -12,7 +12,7 @@ import logging
 import math
 import numbers
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any, NamedTuple
 
 import essentia.standard as es
@@ -53,6 +53,7 @@ MOMENTARY_SECONDS = 0.4
 SHORT_TERM_SECONDS = 3.0
 BLOCK_STEP_SECONDS = 0.1
 LOUDNESS_CHUNK_STEPS = 100  # filter 10 s at a time
+ENERGY_BLOCK = 1 << 20
 # BS.1770 defines the filter at 48 kHz; higher rates are brought down to it, which also
 # halves the filtering of a 96-kHz file.
 LOUDNESS_MAX_SR = 48000
@@ -218,7 +219,13 @@ def energy(*, y: np.ndarray) -> float:
     """
     _check_samples(y, sr=None, ndims=(1, 2))
     mono = _downmix(y) if y.ndim == 2 else y
-    return _finite(np.sqrt(np.mean(np.square(mono, dtype=np.float64))), "energy")
+    # Float64 sums of float32 blocks: as precise as squaring in float64, without a
+    # float64 copy of the whole track.
+    total = sum(
+        float(np.dot(block, block.astype(np.float64)))
+        for block in (mono[i : i + ENERGY_BLOCK] for i in range(0, mono.size, ENERGY_BLOCK))
+    )
+    return _finite(math.sqrt(total / mono.size), "energy")
 
 
 def spectral(
@@ -249,21 +256,17 @@ def spectral(
     if y is not None:
         y = np.ascontiguousarray(_check_samples(y, sr=sr, ndims=(1,)), dtype=np.float32)
         _require_sound(y)
-    S = _magnitude_spectrogram(y=y, S=S)
-    n_fft = 2 * (S.shape[0] - 1)
+    spectrogram = _spectrogram_blocks(y=y, S=S)
+    n_fft = 2 * (spectrogram.tuning_frames.shape[0] - 1)
     # One tuning per track: every 8th frame estimates it as well, at an eighth of the cost.
-    tuning = librosa.estimate_tuning(S=S[:, ::TUNING_FRAME_STEP] ** 2, sr=sr, n_fft=n_fft)
-    blocks = [
-        _frame_descriptors(S[:, i : i + FRAME_BLOCK], sr=sr, tuning=tuning)
-        for i in range(0, S.shape[1], FRAME_BLOCK)
-    ]
+    tuning = librosa.estimate_tuning(S=spectrogram.tuning_frames**2, sr=sr, n_fft=n_fft)
+    blocks = [_frame_descriptors(block, sr=sr, tuning=tuning) for block in spectrogram.blocks()]
     shape, mel, chroma = (np.concatenate(parts, axis=1) for parts in zip(*blocks, strict=True))
     centroid, rolloff, flatness, bandwidth = shape.mean(axis=1)
     mfcc = librosa.feature.mfcc(S=librosa.power_to_db(mel), n_mfcc=N_MFCC)
     zcr = None
     if y is not None:
-        rates = librosa.feature.zero_crossing_rate(y, frame_length=n_fft, hop_length=HOP_LENGTH)
-        zcr = _finite(rates.mean(), "zero-crossing rate")
+        zcr = _finite(_zero_crossing_rate(y, frame_length=n_fft), "zero-crossing rate")
     return SpectralFeatures(
         centroid_hz=_finite(centroid, "spectral centroid"),
         rolloff_hz=_finite(rolloff, "spectral rolloff"),
@@ -335,11 +338,65 @@ def _frame_descriptors(
     return shape, mel, chroma
 
 
-def _magnitude_spectrogram(*, y: np.ndarray | None, S: np.ndarray | None) -> np.ndarray:
-    if S is None:
-        if y is None:
-            raise InvalidInputError("spectral() needs y or S")
-        return np.abs(librosa.stft(y, n_fft=N_FFT, hop_length=HOP_LENGTH))
+class _Spectrogram(NamedTuple):
+    """A magnitude spectrogram handed out in blocks of frames, and every 8th frame of it."""
+
+    tuning_frames: np.ndarray
+    blocks: Callable[[], Iterator[np.ndarray]]
+
+
+def _spectrogram_blocks(*, y: np.ndarray | None, S: np.ndarray | None) -> _Spectrogram:
+    """``S`` in blocks, or the STFT of ``y`` computed one block at a time.
+
+    Blocks of ``y``'s STFT are the frames ``librosa.stft(y, center=True)`` would give, so
+    that a long track never holds its whole spectrogram (1.3 GB for an hour at 22 kHz).
+    """
+    if S is not None:
+        S = _checked_spectrogram(S)
+        return _Spectrogram(
+            S[:, ::TUNING_FRAME_STEP],
+            lambda: (S[:, i : i + FRAME_BLOCK] for i in range(0, S.shape[1], FRAME_BLOCK)),
+        )
+    if y is None:
+        raise InvalidInputError("spectral() needs y or S")
+    padded = np.pad(y, N_FFT // 2)  # what center=True does, with librosa's zero padding
+    n_frames = 1 + y.size // HOP_LENGTH
+    span = (FRAME_BLOCK - 1) * HOP_LENGTH + N_FFT
+
+    def stft(samples: np.ndarray, hop: int) -> np.ndarray:
+        return np.abs(librosa.stft(samples, n_fft=N_FFT, hop_length=hop, center=False))
+
+    return _Spectrogram(
+        stft(padded, HOP_LENGTH * TUNING_FRAME_STEP),
+        lambda: (
+            stft(padded[i * HOP_LENGTH : i * HOP_LENGTH + span], HOP_LENGTH)
+            for i in range(0, n_frames, FRAME_BLOCK)
+        ),
+    )
+
+
+def _zero_crossing_rate(y: np.ndarray, *, frame_length: int) -> float:
+    """Mean of ``librosa.feature.zero_crossing_rate(y)`` over its frames, one block at a time.
+
+    librosa marks crossings frame by frame: a boolean per sample per frame, four times the
+    signal at 75 % overlap, for the whole track at once.
+    """
+    padded = np.pad(y, frame_length // 2, mode="edge")  # what center=True does
+    n_frames = 1 + (padded.size - frame_length) // HOP_LENGTH
+    span = (FRAME_BLOCK - 1) * HOP_LENGTH + frame_length
+    total = 0.0
+    for i in range(0, n_frames, FRAME_BLOCK):
+        rates = librosa.feature.zero_crossing_rate(
+            padded[i * HOP_LENGTH : i * HOP_LENGTH + span],
+            frame_length=frame_length,
+            hop_length=HOP_LENGTH,
+            center=False,
+        )
+        total += float(rates.sum())
+    return total / n_frames
+
+
+def _checked_spectrogram(S: np.ndarray) -> np.ndarray:
     if not (isinstance(S, np.ndarray) and S.ndim == 2 and S.shape[0] > 1 and S.shape[1] > 0):
         raise InvalidInputError("S must be a magnitude spectrogram of shape (1 + n_fft // 2, t)")
     if not (np.isfinite(S).all() and S.max() > 0):
