@@ -338,7 +338,10 @@ def show(figures: dict[str, Any]) -> None:
     fresh = " and creates its database" if figures["prefect_home_fresh"] else ""
     print(f"(*) starts Prefect's temporary server{fresh}")
     if not figures["machine"]["writes_bytecode"]:
-        print("PYTHONDONTWRITEBYTECODE is set: each process compiles its imports from source")
+        print(
+            "PYTHONDONTWRITEBYTECODE is set: a process compiles from source whatever the "
+            "environment's install did not byte-compile"
+        )
     summary = figures["flow_summary"]
     print(
         f"\nflow summary: analysed {summary['analyzed']}, unchanged {summary['unchanged']}, "

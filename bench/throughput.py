@@ -90,7 +90,10 @@ def main() -> None:
                 results[tool] = run_pool(tool, paths, processes=args.workers)
             Path(work, "library.duckdb").unlink(missing_ok=True)
     for figures in results.values():
-        add_rates(figures, audio_seconds=audio, cores=args.workers)
+        # A file a tool could not read took it no time: its audio does not count either.
+        failed = {int(Path(path).name[:4]) for path, _ in figures.get("failures", [])}
+        figures["audio_seconds"] = sum(s for i, (_, s) in enumerate(tracks) if i not in failed)
+        add_rates(figures, audio_seconds=figures["audio_seconds"], cores=args.workers)
     print_comparison(results)
     if "playlista" in results:
         print_breakdown(results["playlista"])
