@@ -12,15 +12,15 @@ import logging
 import math
 import numbers
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any, NamedTuple
 
 import essentia.standard as es
 import librosa
 import numpy as np
-import scipy.signal
 import soxr
 
+from playlista.audio import bs1770, stft
 from playlista.audio.sources import (
     BEAT_TOLERANCE,
     KEY_PROFILE,
@@ -42,26 +42,10 @@ MIN_BPM, MAX_BPM = 40, 208  # RhythmExtractor2013's own search range
 # Below this RMS the estimators report arbitrary values (RhythmExtractor2013 finds 738 BPM in
 # digital silence, KeyExtractor says A minor), so they are not asked.
 SILENCE_RMS = 10 ** (-80 / 20)
-# ITU-R BS.1770-4 and EBU Tech 3341/3342: K-weighting, gating blocks and gates.
-SHELF_HZ, SHELF_Q, SHELF_DB = 1681.974450955533, 0.7071752369554196, 3.999843853973347
-HIGH_PASS_HZ, HIGH_PASS_Q = 38.13547087602444, 0.5003270373238773
-ABSOLUTE_GATE_LUFS = -70.0
-RELATIVE_GATE_LU = -10.0
-RANGE_RELATIVE_GATE_LU = -20.0
-RANGE_PERCENTILES = (10, 95)
-MOMENTARY_SECONDS = 0.4
-SHORT_TERM_SECONDS = 3.0
-BLOCK_STEP_SECONDS = 0.1
-LOUDNESS_CHUNK_STEPS = 100  # filter 10 s at a time
 ENERGY_BLOCK = 1 << 20
 # BS.1770 defines the filter at 48 kHz; higher rates are brought down to it, which also
 # halves the filtering of a 96-kHz file.
 LOUDNESS_MAX_SR = 48000
-TUNING_FRAME_STEP = 8
-# Frame-wise descriptors run on blocks of frames: a few MB of temporaries that the allocator
-# reuses, where whole-track float64 temporaries are mapped afresh and page-faulted on every
-# call (measured on a 3-min track: 0.7 s whole, 0.3 s in blocks).
-FRAME_BLOCK = 1024
 
 _PITCH_CLASSES = {"C": 0, "D": 2, "E": 4, "F": 5, "G": 7, "A": 9, "B": 11}
 
@@ -256,7 +240,7 @@ def spectral(
     if y is not None:
         y = np.ascontiguousarray(_check_samples(y, sr=sr, ndims=(1,)), dtype=np.float32)
         _require_sound(y)
-    spectrogram = _spectrogram_blocks(y=y, S=S)
+    spectrogram = stft.blocks_of(y=y, S=S, n_fft=N_FFT, hop_length=HOP_LENGTH)
     n_fft = 2 * (spectrogram.tuning_frames.shape[0] - 1)
     # One tuning per track: every 8th frame estimates it as well, at an eighth of the cost.
     tuning = librosa.estimate_tuning(S=spectrogram.tuning_frames**2, sr=sr, n_fft=n_fft)
@@ -266,7 +250,8 @@ def spectral(
     mfcc = librosa.feature.mfcc(S=librosa.power_to_db(mel), n_mfcc=N_MFCC)
     zcr = None
     if y is not None:
-        zcr = _finite(_zero_crossing_rate(y, frame_length=n_fft), "zero-crossing rate")
+        rate = stft.zero_crossing_rate(y, frame_length=n_fft, hop_length=HOP_LENGTH)
+        zcr = _finite(rate, "zero-crossing rate")
     return SpectralFeatures(
         centroid_hz=_finite(centroid, "spectral centroid"),
         rolloff_hz=_finite(rolloff, "spectral rolloff"),
@@ -338,72 +323,6 @@ def _frame_descriptors(
     return shape, mel, chroma
 
 
-class _Spectrogram(NamedTuple):
-    """A magnitude spectrogram handed out in blocks of frames, and every 8th frame of it."""
-
-    tuning_frames: np.ndarray
-    blocks: Callable[[], Iterator[np.ndarray]]
-
-
-def _spectrogram_blocks(*, y: np.ndarray | None, S: np.ndarray | None) -> _Spectrogram:
-    """``S`` in blocks, or the STFT of ``y`` computed one block at a time.
-
-    Blocks of ``y``'s STFT are the frames ``librosa.stft(y, center=True)`` would give, so
-    that a long track never holds its whole spectrogram (1.3 GB for an hour at 22 kHz).
-    """
-    if S is not None:
-        S = _checked_spectrogram(S)
-        return _Spectrogram(
-            S[:, ::TUNING_FRAME_STEP],
-            lambda: (S[:, i : i + FRAME_BLOCK] for i in range(0, S.shape[1], FRAME_BLOCK)),
-        )
-    if y is None:
-        raise InvalidInputError("spectral() needs y or S")
-    padded = np.pad(y, N_FFT // 2)  # what center=True does, with librosa's zero padding
-    n_frames = 1 + y.size // HOP_LENGTH
-    span = (FRAME_BLOCK - 1) * HOP_LENGTH + N_FFT
-
-    def stft(samples: np.ndarray, hop: int) -> np.ndarray:
-        return np.abs(librosa.stft(samples, n_fft=N_FFT, hop_length=hop, center=False))
-
-    return _Spectrogram(
-        stft(padded, HOP_LENGTH * TUNING_FRAME_STEP),
-        lambda: (
-            stft(padded[i * HOP_LENGTH : i * HOP_LENGTH + span], HOP_LENGTH)
-            for i in range(0, n_frames, FRAME_BLOCK)
-        ),
-    )
-
-
-def _zero_crossing_rate(y: np.ndarray, *, frame_length: int) -> float:
-    """Mean of ``librosa.feature.zero_crossing_rate(y)`` over its frames, one block at a time.
-
-    librosa marks crossings frame by frame: a boolean per sample per frame, four times the
-    signal at 75 % overlap, for the whole track at once.
-    """
-    padded = np.pad(y, frame_length // 2, mode="edge")  # what center=True does
-    n_frames = 1 + (padded.size - frame_length) // HOP_LENGTH
-    span = (FRAME_BLOCK - 1) * HOP_LENGTH + frame_length
-    total = 0.0
-    for i in range(0, n_frames, FRAME_BLOCK):
-        rates = librosa.feature.zero_crossing_rate(
-            padded[i * HOP_LENGTH : i * HOP_LENGTH + span],
-            frame_length=frame_length,
-            hop_length=HOP_LENGTH,
-            center=False,
-        )
-        total += float(rates.sum())
-    return total / n_frames
-
-
-def _checked_spectrogram(S: np.ndarray) -> np.ndarray:
-    if not (isinstance(S, np.ndarray) and S.ndim == 2 and S.shape[0] > 1 and S.shape[1] > 0):
-        raise InvalidInputError("S must be a magnitude spectrogram of shape (1 + n_fft // 2, t)")
-    if not (np.isfinite(S).all() and S.max() > 0):
-        raise InvalidInputError("S must be finite and not all zero")
-    return S
-
-
 def _loudness(y: np.ndarray, sr: int) -> tuple[dict[str, float | None], list[str]]:
     """Integrated loudness and range as Features fields, and why any of them is None."""
     _check_samples(y, sr=sr, ndims=(1, 2))
@@ -413,96 +332,14 @@ def _loudness(y: np.ndarray, sr: int) -> tuple[dict[str, float | None], list[str
     if sr > LOUDNESS_MAX_SR:
         interleaved = np.ascontiguousarray(channels.T, dtype=np.float32)
         channels, sr = soxr.resample(interleaved, sr, LOUDNESS_MAX_SR).T, LOUDNESS_MAX_SR
-    step = round(BLOCK_STEP_SECONDS * sr)
-    steps = _k_weighted_energy(channels, sr, step=step)
-    integrated = _gated_loudness(_block_means(steps, step, MOMENTARY_SECONDS), RELATIVE_GATE_LU)
+    integrated, loudness_range = bs1770.loudness(channels, sr)
     if integrated is None:
         note = "loudness: nothing above the -70 LUFS absolute gate (silent input)"
         return {"loudness_lufs": None, "loudness_range_lu": None}, [note]
-    if steps.size < SHORT_TERM_SECONDS / BLOCK_STEP_SECONDS:
+    if channels.shape[1] < bs1770.SHORT_TERM_SECONDS * sr:
         note = "loudness range: input shorter than one 3-s short-term block"
         return {"loudness_lufs": integrated, "loudness_range_lu": None}, [note]
-    return {
-        "loudness_lufs": integrated,
-        "loudness_range_lu": _loudness_range(_block_means(steps, step, SHORT_TERM_SECONDS)),
-    }, []
-
-
-def _k_weighting(sr: float) -> np.ndarray:
-    """BS.1770's K-weighting (high shelf, then RLB high-pass) as second-order sections.
-
-    The two biquads are designed for ``sr`` from their analogue prototypes, so that at
-    48 kHz they give BS.1770-4's published coefficients to 1e-8.
-    """
-    k = math.tan(math.pi * SHELF_HZ / sr)
-    gain_high = 10 ** (SHELF_DB / 20)
-    gain_band = gain_high**0.4996667741545416
-    a0 = 1 + k / SHELF_Q + k * k
-    shelf = [
-        (gain_high + gain_band * k / SHELF_Q + k * k) / a0,
-        2 * (k * k - gain_high) / a0,
-        (gain_high - gain_band * k / SHELF_Q + k * k) / a0,
-        1.0,
-        2 * (k * k - 1) / a0,
-        (1 - k / SHELF_Q + k * k) / a0,
-    ]
-    k = math.tan(math.pi * HIGH_PASS_HZ / sr)
-    a0 = 1 + k / HIGH_PASS_Q + k * k
-    high_pass = [1.0, -2.0, 1.0, 1.0, 2 * (k * k - 1) / a0, (1 - k / HIGH_PASS_Q + k * k) / a0]
-    return np.array([shelf, high_pass])
-
-
-def _k_weighted_energy(channels: np.ndarray, sr: float, *, step: int) -> np.ndarray:
-    """K-weighted energy of ``channels`` [shape=(1 or 2, n)] per ``step`` samples.
-
-    Channels are summed at weight 1 (one channel alone is BS.1770's mono); a last partial
-    step is left out. The filter runs over chunks, carrying its state, so that memory
-    stays flat however long the track.
-    """
-    sos = _k_weighting(sr)
-    state = np.zeros((sos.shape[0], channels.shape[0], 2))
-    chunk = LOUDNESS_CHUNK_STEPS * step
-    parts = []
-    for start in range(0, channels.shape[1] - step + 1, chunk):
-        x = channels[:, start : start + chunk].astype(np.float64)
-        weighted, state = scipy.signal.sosfilt(sos, x, axis=-1, zi=state)
-        whole = weighted.shape[1] // step * step
-        power = np.einsum("cn,cn->n", weighted[:, :whole], weighted[:, :whole])
-        parts.append(power.reshape(-1, step).sum(axis=1))
-    return np.concatenate(parts) if parts else np.empty(0)
-
-
-def _block_means(steps: np.ndarray, step: int, seconds: float) -> np.ndarray:
-    """Mean power of ``seconds``-long blocks, one every step (75 % overlap at 400 ms)."""
-    size = round(seconds / BLOCK_STEP_SECONDS)
-    if steps.size < size:
-        return np.empty(0)
-    total = np.concatenate([[0.0], np.cumsum(steps)])
-    return (total[size:] - total[:-size]) / (size * step)
-
-
-def _lufs(power: np.ndarray | float) -> Any:
-    with np.errstate(divide="ignore"):
-        return -0.691 + 10 * np.log10(power)
-
-
-def _gated_loudness(blocks: np.ndarray, relative_gate_lu: float) -> float | None:
-    """BS.1770 integrated loudness of block powers: absolute gate, then the relative one."""
-    blocks = blocks[_lufs(blocks) > ABSOLUTE_GATE_LUFS]
-    if blocks.size == 0:
-        return None
-    gate = _lufs(blocks.mean()) + relative_gate_lu
-    return float(_lufs(blocks[_lufs(blocks) > gate].mean()))
-
-
-def _loudness_range(blocks: np.ndarray) -> float | None:
-    """EBU Tech 3342 loudness range (LU) of 3-s short-term block powers."""
-    levels = _lufs(blocks[_lufs(blocks) > ABSOLUTE_GATE_LUFS])
-    if levels.size == 0:
-        return None
-    gate = _lufs(np.mean(10 ** ((levels + 0.691) / 10))) + RANGE_RELATIVE_GATE_LU
-    low, high = np.percentile(levels[levels > gate], RANGE_PERCENTILES)
-    return float(high - low)
+    return {"loudness_lufs": integrated, "loudness_range_lu": loudness_range}, []
 
 
 def _check_rate(sr: object) -> None:
