@@ -50,6 +50,7 @@ import numpy as np
 from playlista.audio import features
 from playlista.audio.decode import decode
 from playlista.audio.features import ESSENTIA_SR, LIBROSA_SR
+from playlista.audio.longtrack import channel_mean
 from playlista.audio.sources import KEY_PROFILE, TEMPO_METHOD
 from playlista.errors import InvalidInputError
 
@@ -220,7 +221,7 @@ def annotated(corpus: Path, only: str | None) -> list[dict[str, Any]]:
 
 def load(path: Path) -> Signal:
     decoded = decode(str(path))
-    mono = features._downmix(decoded.samples)
+    mono = channel_mean(decoded.samples)
     return Signal(
         y44=features._resample(mono, sr=decoded.sr, target_sr=ESSENTIA_SR),
         y22=features._resample(mono, sr=decoded.sr, target_sr=LIBROSA_SR),

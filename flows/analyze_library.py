@@ -187,6 +187,7 @@ def _analyze_on_dask(
             "min_seconds": settings.min_audio_seconds,
             "max_patches": settings.musicnn_max_patches,
             "decode_timeout": settings.decode_timeout_seconds,
+            "max_seconds": settings.analysis_max_seconds,
         }
         progress = Progress(transient=False) if show_progress else nullcontext()
         artifact: Any = create_progress_artifact(

@@ -76,6 +76,7 @@ def analyze_file(
     parts: Sequence[Part] = ALL_PARTS,
     decoder: DecoderProcess | None = None,
     decode_timeout: float = 300.0,
+    max_seconds: float = 600.0,
 ) -> AnalysisOutcome:
     """Analyse one file; return a :class:`TrackResult`, or a :class:`Failure` saying why not.
 
@@ -84,7 +85,9 @@ def analyze_file(
     without ``core`` runs only the MusiCNN ``taggers`` (at most ``max_patches`` patches per
     track, 0 for all) and returns a :class:`MusicnnResult`. With a ``decoder`` the file is
     decoded in its child process, stopped after ``decode_timeout`` seconds; without one, in
-    this process.
+    this process. A file longer than ``max_seconds`` (0: no limit) is analysed from excerpts
+    of that much audio in all, its loudness, energy and duration measured on the whole file
+    (see :func:`playlista.audio.decode.decode`).
     """
     started = time.perf_counter()
     size, mtime_ns = (stat.size, stat.mtime_ns) if stat else (None, None)
@@ -98,13 +101,15 @@ def analyze_file(
         stages["tags"] = _since(started)
         clock = time.perf_counter()
         decoded = (
-            decoder.decode(path, min_seconds=min_seconds, timeout=decode_timeout)
+            decoder.decode(
+                path, min_seconds=min_seconds, max_seconds=max_seconds, timeout=decode_timeout
+            )
             if decoder is not None
-            else decode(path, min_seconds=min_seconds)
+            else decode(path, min_seconds=min_seconds, max_seconds=max_seconds)
         )
         stages["decode"] = _since(clock)
         features = (
-            extract_features(y=decoded.samples, sr=decoded.sr, timings=stages)
+            extract_features(y=decoded.samples, sr=decoded.sr, whole=decoded.whole, timings=stages)
             if core
             else Features()
         )

@@ -89,6 +89,15 @@ class Settings(BaseSettings):
         gt=0,
         description="A file whose decoding takes longer fails as 'timeout' (decoder stopped).",
     )
+    analysis_max_seconds: float = Field(
+        600.0,
+        ge=0,
+        description=(
+            "Longer files (that soundfile reads) are analysed from 10 evenly spaced excerpts of "
+            "this much audio in all; loudness, energy and duration are still the whole file's. "
+            "0: no limit."
+        ),
+    )
     musicnn_max_patches: int = Field(
         8,
         ge=0,

@@ -19,6 +19,7 @@ def _analyze(
     parts: tuple[Part, ...],
     max_patches: int,
     decode_timeout: float,
+    max_seconds: float,
 ) -> list[AnalysisOutcome]:
     libraries = audio_libraries()
     worker = libraries.worker_name
@@ -33,6 +34,7 @@ def _analyze(
             parts=parts,
             decoder=libraries.decoder,
             decode_timeout=decode_timeout,
+            max_seconds=max_seconds,
         )
         for f in files
     ]
@@ -48,9 +50,10 @@ def analyze_batch(
     parts: tuple[Part, ...] = ALL_PARTS,
     max_patches: int = 0,
     decode_timeout: float = 300.0,
+    max_seconds: float = 600.0,
 ) -> list[AnalysisOutcome]:
     """Analyse a batch; each file's failure is returned as a record, never raised."""
-    return _analyze(files, min_seconds, parts, max_patches, decode_timeout)
+    return _analyze(files, min_seconds, parts, max_patches, decode_timeout, max_seconds)
 
 
 @task(
@@ -68,9 +71,10 @@ def retry_transient(
     parts: tuple[Part, ...] = ALL_PARTS,
     max_patches: int = 0,
     decode_timeout: float = 300.0,
+    max_seconds: float = 600.0,
 ) -> list[AnalysisOutcome]:
     """Analyse files that failed transiently; raise, and so be retried, while any still does."""
-    outcomes = _analyze(files, min_seconds, parts, max_patches, decode_timeout)
+    outcomes = _analyze(files, min_seconds, parts, max_patches, decode_timeout, max_seconds)
     if any(isinstance(o, Failure) and o.retryable for o in outcomes):
         raise TransientFailures(outcomes)
     return outcomes

@@ -3,8 +3,8 @@
 Integrated loudness follows BS.1770-4 (400-ms blocks every 100 ms, an absolute gate at
 -70 LUFS, then a relative one 10 LU down); the loudness range follows EBU Tech 3342 (3-s
 short-term blocks, a relative gate 20 LU down, the spread from the 10th to the 95th
-percentile). The filter runs over chunks of the signal, carrying its state, so memory stays
-flat however long the track.
+percentile). The filter runs over blocks of the signal, carrying its state, so memory stays
+flat however long the track, and a file can be measured while it is read.
 """
 
 from __future__ import annotations
@@ -33,12 +33,51 @@ def loudness(channels: np.ndarray, sr: float) -> tuple[float | None, float | Non
     Channels are summed at weight 1: one channel alone is BS.1770's mono. The loudness is
     None when no block passes the absolute gate; the range is None when no 3-s block does.
     """
-    step = round(BLOCK_STEP_SECONDS * sr)
-    steps = _k_weighted_energy(channels, sr, step=step)
-    integrated = _gated_loudness(_block_means(steps, step, MOMENTARY_SECONDS), RELATIVE_GATE_LU)
-    if integrated is None:
-        return None, None
-    return integrated, _loudness_range(_block_means(steps, step, SHORT_TERM_SECONDS))
+    meter = LoudnessMeter(sr=sr, channels=channels.shape[0])
+    chunk = LOUDNESS_CHUNK_STEPS * meter.step
+    for start in range(0, channels.shape[1], chunk):
+        meter.feed(channels[:, start : start + chunk])
+    return meter.result()
+
+
+class LoudnessMeter:
+    """:func:`loudness` of a signal fed in consecutive blocks, never held whole.
+
+    Feed blocks [shape=(channels, k)], any ``k``, then read :meth:`result`: the same values
+    as :func:`loudness` on the blocks concatenated. It keeps the filter's state, the samples
+    of an unfinished 100-ms step, and one float per finished step (~300 kB for 2 hours).
+    """
+
+    def __init__(self, *, sr: float, channels: int) -> None:
+        self.sr = sr
+        self.step = round(BLOCK_STEP_SECONDS * sr)
+        self._sos = k_weighting(sr)
+        self._state = np.zeros((self._sos.shape[0], channels, 2))
+        self._pending = np.empty(0)  # K-weighted power of an unfinished step
+        self._steps: list[np.ndarray] = []
+
+    def feed(self, block: np.ndarray) -> None:
+        """Filter one block [shape=(channels, k)] and keep its energy per finished step."""
+        weighted, self._state = scipy.signal.sosfilt(
+            self._sos, block.astype(np.float64), axis=-1, zi=self._state
+        )
+        power = np.concatenate([self._pending, np.einsum("cn,cn->n", weighted, weighted)])
+        whole = power.size // self.step * self.step
+        self._steps.append(power[:whole].reshape(-1, self.step).sum(axis=1))
+        self._pending = power[whole:]
+
+    def result(self) -> tuple[float | None, float | None]:
+        """Integrated loudness (LUFS) and loudness range (LU) of everything fed so far.
+
+        A last partial 100-ms step is left out, as in :func:`loudness`.
+        """
+        steps = np.concatenate(self._steps) if self._steps else np.empty(0)
+        momentary = _block_means(steps, self.step, MOMENTARY_SECONDS)
+        integrated = _gated_loudness(momentary, RELATIVE_GATE_LU)
+        if integrated is None:
+            return None, None
+        short_term = _block_means(steps, self.step, SHORT_TERM_SECONDS)
+        return integrated, _loudness_range(short_term)
 
 
 def k_weighting(sr: float) -> np.ndarray:
@@ -63,24 +102,6 @@ def k_weighting(sr: float) -> np.ndarray:
     a0 = 1 + k / HIGH_PASS_Q + k * k
     high_pass = [1.0, -2.0, 1.0, 1.0, 2 * (k * k - 1) / a0, (1 - k / HIGH_PASS_Q + k * k) / a0]
     return np.array([shelf, high_pass])
-
-
-def _k_weighted_energy(channels: np.ndarray, sr: float, *, step: int) -> np.ndarray:
-    """K-weighted energy of ``channels`` [shape=(1 or 2, n)] per ``step`` samples.
-
-    A last partial step is left out.
-    """
-    sos = k_weighting(sr)
-    state = np.zeros((sos.shape[0], channels.shape[0], 2))
-    chunk = LOUDNESS_CHUNK_STEPS * step
-    parts = []
-    for start in range(0, channels.shape[1] - step + 1, chunk):
-        x = channels[:, start : start + chunk].astype(np.float64)
-        weighted, state = scipy.signal.sosfilt(sos, x, axis=-1, zi=state)
-        whole = weighted.shape[1] // step * step
-        power = np.einsum("cn,cn->n", weighted[:, :whole], weighted[:, :whole])
-        parts.append(power.reshape(-1, step).sum(axis=1))
-    return np.concatenate(parts) if parts else np.empty(0)
 
 
 def _block_means(steps: np.ndarray, step: int, seconds: float) -> np.ndarray:

@@ -5,6 +5,11 @@ AAC; essentia's bundled ffmpeg reads AAC/M4A and WMA and has no Opus. Neither co
 every format here, so a file goes to soundfile first and to essentia when soundfile
 cannot read it. They also disagree on some damaged files (a FLAC whose stream stops early
 loses sync in libsndfile and decodes in ffmpeg), which the same order handles.
+
+A file longer than ``max_seconds`` that soundfile reads is read block by block and kept only
+as excerpts (:mod:`playlista.audio.longtrack`), so memory stays flat however long it is.
+Files only essentia reads (AAC/M4A, WMA) are always decoded whole: its ``AudioLoader`` has no
+way to read part of a file.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from playlista.audio.longtrack import BLOCK_SECONDS, WholeFile, measure_and_excerpt
 from playlista.errors import DecodeError, NoAudioError, UnsupportedFormatError
 
 log = logging.getLogger(__name__)
@@ -37,20 +43,30 @@ _UNRECOGNISED = (
 
 @dataclass(frozen=True, slots=True)
 class Decoded:
-    """Samples of one file: ``samples`` has shape ``(channels, n)``, float32 in [-1, 1]."""
+    """Samples of one file: ``samples`` has shape ``(channels, n)``, float32 in [-1, 1].
+
+    ``whole`` is None when ``samples`` is the whole file; otherwise ``samples`` holds excerpts
+    and ``whole`` what was measured on the whole file.
+    """
 
     samples: np.ndarray
     sr: int
     decoder: str
     codec: str | None
+    whole: WholeFile | None = None
 
     @property
     def seconds(self) -> float:
-        return self.samples.shape[1] / self.sr
+        """The whole file's length, excerpted or not."""
+        return self.whole.seconds if self.whole else self.samples.shape[1] / self.sr
 
 
-def decode(path: str, *, min_seconds: float = 1.0) -> Decoded:
+def decode(path: str, *, min_seconds: float = 1.0, max_seconds: float = 0.0) -> Decoded:
     """Decode ``path`` at its native sample rate and channel count.
+
+    A file longer than ``max_seconds`` (0: no limit) that soundfile reads is returned as
+    excerpts of ``max_seconds`` in all, with its loudness, energy and length measured whole;
+    an AAC/M4A or WMA file, which only essentia reads, is always decoded whole.
 
     Raises
     ------
@@ -67,7 +83,7 @@ def decode(path: str, *, min_seconds: float = 1.0) -> Decoded:
     decoded = None
     for decoder in (_decode_soundfile, _decode_essentia):
         try:
-            decoded = decoder(path)
+            decoded = decoder(path, max_seconds)
             break
         except RuntimeError as exc:  # both libraries raise RuntimeError subclasses
             errors.append(f"{decoder.__name__.removeprefix('_decode_')}: {_first_line(exc)}")
@@ -82,22 +98,34 @@ def decode(path: str, *, min_seconds: float = 1.0) -> Decoded:
         raise NoAudioError(
             path, f"decodes to {decoded.seconds:.2f} s of audio, less than {min_seconds:g} s"
         )
-    if not np.isfinite(decoded.samples).all():
+    if not np.isfinite(decoded.samples).all() or (
+        decoded.whole and not np.isfinite(decoded.whole.energy)
+    ):
         raise DecodeError(path, "decoder returned non-finite samples")
     return decoded
 
 
-def _decode_soundfile(path: str) -> Decoded:
+def _decode_soundfile(path: str, max_seconds: float) -> Decoded:
     import soundfile as sf
 
     with sf.SoundFile(path) as f:
-        samples = f.read(dtype="float32", always_2d=True)
         codec = f"{f.format.lower()}/{f.subtype.lower()}"
-        sr = f.samplerate
-    return Decoded(np.ascontiguousarray(samples.T), int(sr), "soundfile", codec)
+        sr = int(f.samplerate)
+        if max_seconds and f.frames > max_seconds * sr:
+            blocks = (
+                np.ascontiguousarray(block.T)
+                for block in f.blocks(int(BLOCK_SECONDS * sr), dtype="float32", always_2d=True)
+            )
+            samples, whole = measure_and_excerpt(
+                blocks, frames=f.frames, channels=f.channels, sr=sr, max_seconds=max_seconds
+            )
+            return Decoded(samples, sr, "soundfile", codec, whole)
+        samples = f.read(dtype="float32", always_2d=True)
+    return Decoded(np.ascontiguousarray(samples.T), sr, "soundfile", codec)
 
 
-def _decode_essentia(path: str) -> Decoded:
+def _decode_essentia(path: str, max_seconds: float) -> Decoded:
+    del max_seconds  # AudioLoader reads whole files only
     import essentia.standard as es
 
     audio, sr, channels, _md5, _bitrate, codec = es.AudioLoader(filename=path)()

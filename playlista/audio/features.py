@@ -21,6 +21,7 @@ import numpy as np
 import soxr
 
 from playlista.audio import bs1770, stft
+from playlista.audio.longtrack import WholeFile, channel_mean, loudness_channels
 from playlista.audio.sources import (
     BEAT_TOLERANCE,
     KEY_PROFILE,
@@ -47,6 +48,7 @@ ENERGY_BLOCK = 1 << 20
 # halves the filtering of a 96-kHz file.
 LOUDNESS_MAX_SR = 48000
 
+_Family = tuple[dict[str, Any], list[str]]  # a family's Features fields and warnings
 _PITCH_CLASSES = {"C": 0, "D": 2, "E": 4, "F": 5, "G": 7, "A": 9, "B": 11}
 
 
@@ -64,34 +66,40 @@ class SpectralFeatures(NamedTuple):
 
 
 def extract_features(
-    *, y: np.ndarray, sr: int, timings: dict[str, float] | None = None
+    *,
+    y: np.ndarray,
+    sr: int,
+    whole: WholeFile | None = None,
+    timings: dict[str, float] | None = None,
 ) -> Features:
     """Every descriptor of one decoded track.
 
     ``y`` [shape=(channels, n)] holds at least one second of floating-point samples, full scale
-    1.0, at the file's native rate ``sr`` in Hz. A family that fails on numeric grounds (silent
-    or degenerate input, essentia's ``RuntimeError``, a non-finite result) leaves its fields
-    ``None`` and adds a line to ``Features.warnings``; the other families still run.
+    1.0, at the file's native rate ``sr`` in Hz. With ``whole``, ``y`` holds excerpts of a
+    longer file: loudness and energy are taken from ``whole``, measured on the whole file, the
+    other families run on the excerpts, and a warning says so. A family that fails on numeric
+    grounds (silent or degenerate input, essentia's ``RuntimeError``, a non-finite result)
+    leaves its fields ``None`` and adds a line to ``Features.warnings``; the others still run.
     ``timings``, when given, receives the seconds spent per family under ``features.<family>``
     (``features.resample`` for the downmix and the resampling they share).
     """
     _check_samples(y, sr=sr, ndims=(2,))
     clock = time.perf_counter()
-    mono = _downmix(y)
+    mono = channel_mean(y)
     y44 = _resample(mono, sr=sr, target_sr=ESSENTIA_SR)
     y22 = _resample(mono, sr=sr, target_sr=LIBROSA_SR)
     spent = {"resample": time.perf_counter() - clock}
-    families: dict[str, Callable[[], tuple[dict[str, Any], list[str]]]] = {
+    families: dict[str, Callable[[], _Family]] = {
         "tempo": lambda: (dict(zip(("bpm", "bpm_confidence"), tempo(y=y44), strict=True)), []),
         "key": lambda: (_key_fields(y44), []),
-        "loudness": lambda: _loudness(y, sr),
-        "energy": lambda: ({"energy": energy(y=mono)}, []),
+        "loudness": lambda: _loudness(y, sr, whole),
+        "energy": lambda: ({"energy": energy(y=mono) if whole is None else whole.energy}, []),
         "danceability": lambda: ({"danceability": danceability(y=y44)}, []),
         "onset_rate": lambda: ({"onset_rate": onset_rate(y=y44)}, []),
         "spectral": lambda: (_spectral_fields(y22), []),
     }
     values: dict[str, Any] = {}
-    warnings: list[str] = []
+    warnings: list[str] = [whole.note()] if whole is not None else []
     for family, compute in families.items():
         clock = time.perf_counter()
         try:
@@ -202,7 +210,7 @@ def energy(*, y: np.ndarray) -> float:
     ``y`` [shape=(n,) or (channels, n)] is averaged over channels first.
     """
     _check_samples(y, sr=None, ndims=(1, 2))
-    mono = _downmix(y) if y.ndim == 2 else y
+    mono = channel_mean(y) if y.ndim == 2 else y
     # Float64 sums of float32 blocks: as precise as squaring in float64, without a
     # float64 copy of the whole track.
     total = sum(
@@ -323,23 +331,27 @@ def _frame_descriptors(
     return shape, mel, chroma
 
 
-def _loudness(y: np.ndarray, sr: int) -> tuple[dict[str, float | None], list[str]]:
-    """Integrated loudness and range as Features fields, and why any of them is None."""
+def _loudness(y: np.ndarray, sr: int, whole: WholeFile | None = None) -> _Family:
+    """Integrated loudness and range as Features fields (``whole``'s if given), and why None."""
+    if whole is not None:
+        return _fields(whole.loudness_lufs, whole.loudness_range_lu, seconds=whole.seconds)
     _check_samples(y, sr=sr, ndims=(1, 2))
-    channels = y.reshape(1, -1) if y.ndim == 1 else y
-    if channels.shape[0] > 2:
-        channels = np.stack([_downmix(channels[0::2]), _downmix(channels[1::2])])
+    channels = loudness_channels(y.reshape(1, -1) if y.ndim == 1 else y)
     if sr > LOUDNESS_MAX_SR:
         interleaved = np.ascontiguousarray(channels.T, dtype=np.float32)
         channels, sr = soxr.resample(interleaved, sr, LOUDNESS_MAX_SR).T, LOUDNESS_MAX_SR
     integrated, loudness_range = bs1770.loudness(channels, sr)
+    return _fields(integrated, loudness_range, seconds=channels.shape[1] / sr)
+
+
+def _fields(integrated: float | None, lra: float | None, *, seconds: float) -> _Family:
     if integrated is None:
         note = "loudness: nothing above the -70 LUFS absolute gate (silent input)"
         return {"loudness_lufs": None, "loudness_range_lu": None}, [note]
-    if channels.shape[1] < bs1770.SHORT_TERM_SECONDS * sr:
+    if seconds < bs1770.SHORT_TERM_SECONDS:
         note = "loudness range: input shorter than one 3-s short-term block"
         return {"loudness_lufs": integrated, "loudness_range_lu": None}, [note]
-    return {"loudness_lufs": integrated, "loudness_range_lu": loudness_range}, []
+    return {"loudness_lufs": integrated, "loudness_range_lu": lra}, []
 
 
 def _check_rate(sr: object) -> None:
@@ -374,16 +386,6 @@ def _require_sound(y: np.ndarray) -> None:
     rms = math.sqrt(float(np.dot(y, y)) / y.size)
     if rms < SILENCE_RMS:
         raise InvalidInputError(f"silent input (RMS {rms:.1e} < -80 dBFS)")
-
-
-def _downmix(y: np.ndarray) -> np.ndarray:
-    """Channel mean [shape=(n,)], float32; a loop over rows beats ``mean`` on strided input."""
-    mono = y[0].astype(np.float32, copy=True)
-    for channel in y[1:]:
-        mono += channel
-    if y.shape[0] > 1:
-        mono *= np.float32(1.0 / y.shape[0])
-    return mono
 
 
 def _resample(y: np.ndarray, *, sr: float, target_sr: float) -> np.ndarray:

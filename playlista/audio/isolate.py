@@ -13,7 +13,9 @@ runs TensorFlow and numba threads whose locks a forked copy would inherit mid-us
 processes may not start one. The two talk over a ``multiprocessing.Pipe`` (a socket pair):
 small pickled messages, then the samples as raw float32 bytes read with ``os.readv`` straight
 into the array the parent returns, the only copy on the parent's side (``recv_bytes_into``
-buffers the whole message first: ~12x slower on an hour of stereo audio).
+buffers the whole message first: ~12x slower on an hour of stereo audio). The samples' header
+carries the whole-file measures of an excerpted file
+(:class:`~playlista.audio.longtrack.WholeFile`).
 
 Known errors cross back as what they are: an :class:`~playlista.errors.AnalysisError` as its
 class name, path and message, rebuilt in the parent; an ``OSError`` as its errno, text and file
@@ -97,7 +99,9 @@ class DecoderProcess:
         with self._lock:
             self._running()
 
-    def decode(self, path: str, *, min_seconds: float = 1.0, timeout: float) -> Decoded:
+    def decode(
+        self, path: str, *, min_seconds: float = 1.0, max_seconds: float = 0.0, timeout: float
+    ) -> Decoded:
         """Decode ``path`` in the child: what :func:`playlista.audio.decode.decode` returns.
 
         It raises what ``decode`` raises (its :class:`AnalysisError` subclasses, and
@@ -116,7 +120,7 @@ class DecoderProcess:
             conn = self._running()
             deadline = time.monotonic() + timeout
             try:
-                reply = _request(conn, path, min_seconds, deadline)
+                reply = _request(conn, path, (min_seconds, max_seconds), deadline)
             except TimeoutError:
                 log.warning(
                     "%s: no answer in %g s; killing decoder pid %s", path, timeout, self.pid
@@ -202,18 +206,23 @@ class DecoderProcess:
 _Raised = tuple[Any, ...]
 
 
-def _request(conn: Connection, path: str, min_seconds: float, deadline: float) -> Decoded | _Raised:
-    """Send one request and wait for its answer until ``deadline`` (``time.monotonic``)."""
-    conn.send((path, min_seconds))
+def _request(
+    conn: Connection, path: str, limits: tuple[float, float], deadline: float
+) -> Decoded | _Raised:
+    """Send one request and wait for its answer until ``deadline`` (``time.monotonic``).
+
+    ``limits`` are ``decode``'s ``min_seconds`` and ``max_seconds``.
+    """
+    conn.send((path, *limits))
     if not conn.poll(max(0.0, deadline - time.monotonic())):
         raise TimeoutError
     kind, *details = conn.recv()
     if kind != "samples":
         return (kind, *details)
-    shape, sr, decoder, codec = details
+    shape, sr, decoder, codec, whole = details
     samples = np.empty(shape, dtype=np.float32)
     _read_into(conn, samples.data.cast("B"), deadline)
-    return Decoded(samples, sr, decoder, codec)
+    return Decoded(samples, sr, decoder, codec, whole)
 
 
 def _read_into(conn: Connection, buf: memoryview, deadline: float) -> None:
@@ -290,17 +299,19 @@ def serve(fd: int) -> None:
     conn.send(("ready", os.getpid()))
     while True:
         try:
-            path, min_seconds = conn.recv()
+            path, min_seconds, max_seconds = conn.recv()
         except EOFError:
             return
-        _answer(conn, path, min_seconds, faults)
+        _answer(conn, path, (min_seconds, max_seconds), faults)
 
 
-def _answer(conn: Connection, path: str, min_seconds: float, faults: tuple[Fault, ...]) -> None:
+def _answer(
+    conn: Connection, path: str, limits: tuple[float, float], faults: tuple[Fault, ...]
+) -> None:
     try:
         if faults:
             _inject(faults, path)
-        decoded = decode(path, min_seconds=min_seconds)
+        decoded = decode(path, min_seconds=limits[0], max_seconds=limits[1])
     except AnalysisError as exc:
         conn.send(("analysis_error", type(exc).__name__, exc.path, exc.message))
     except OSError as exc:
@@ -309,7 +320,8 @@ def _answer(conn: Connection, path: str, min_seconds: float, faults: tuple[Fault
         conn.send(("bug", type(exc).__name__, str(exc), traceback.format_exc()))
     else:
         samples = np.ascontiguousarray(decoded.samples, dtype=np.float32)
-        conn.send(("samples", samples.shape, decoded.sr, decoded.decoder, decoded.codec))
+        header = (samples.shape, decoded.sr, decoded.decoder, decoded.codec, decoded.whole)
+        conn.send(("samples", *header))
         data = samples.data.cast("B")
         while data:
             data = data[os.write(conn.fileno(), data) :]
