@@ -22,7 +22,15 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from throughput import REPO, breakdown, link_tracks, machine, pick_tracks, run_playlista
+from throughput import (
+    REPO,
+    WHOLE_TRACKS,
+    breakdown,
+    link_tracks,
+    machine,
+    pick_tracks,
+    run_playlista,
+)
 
 
 def main() -> None:
@@ -50,6 +58,7 @@ def main() -> None:
         ]
         for i, (what, value, options) in enumerate(plan):
             print(f"run {i + 1}/{len(plan)}: {what} {value} ...", flush=True)
+            options["env"] = {**WHOLE_TRACKS, **options.get("env", {})}
             figures = run_playlista(root, Path(work, f"run{i}.duckdb"), **options)
             runs.append({"what": what, "value": value, **figures, **_shares(figures)})
     print_table(runs)

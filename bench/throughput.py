@@ -8,7 +8,8 @@ one after the other, each with one process per core:
 
 - **playlista**: the real ``analyze-library`` flow on a ``LocalCluster`` (a Prefect
   server of its own, workers loading every library and both MusiCNN models, a fresh
-  DuckDB file);
+  DuckDB file), every file analysed whole as the peers do (``PLAYLISTA_ANALYSIS_MAX_SECONDS=0``:
+  no excerpts of tracks over 10 minutes);
 - **bliss-rs**: the PyPI ``bliss-audio`` wheel, ``Song(path)`` per file;
 - **essentia**: ``essentia.standard.MusicExtractor()`` per file, default profile;
 - **librosa**: a naive per-file script: ``load``, ``beat_track``, ``chroma_cqt``, ``mfcc``,
@@ -47,6 +48,8 @@ import soundfile
 REPO = Path(__file__).resolve().parents[1]
 TRACK_SECONDS = 240.0  # the "4-minute track" that rates are normalised to
 AUDIO_SUFFIXES = {".ogg", ".mp3", ".flac", ".opus", ".wav", ".m4a", ".aiff"}
+# The peers analyse every file whole, so playlista does too here: no excerpts of long tracks.
+WHOLE_TRACKS = {"PLAYLISTA_ANALYSIS_MAX_SECONDS": "0"}
 PREFECT_ENV = {
     "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "120",
     "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
@@ -85,6 +88,7 @@ def main() -> None:
                     Path(work, "library.duckdb"),
                     workers=args.workers,
                     batch_size=args.batch_size,
+                    env=WHOLE_TRACKS,
                 )
             else:
                 results[tool] = run_pool(tool, paths, processes=args.workers)
