@@ -313,21 +313,26 @@ def print_per_file(rows: list[dict[str, Any]], names: list[str]) -> None:
     if tempo_names:
         print("Tempo: estimate in BPM and the metrical level it matches within 4 %")
         print("(x1 = Accuracy1; x2 x1/2 x3 x1/3 = Accuracy2; x2/3 x3/2 = triplet only; - = miss)")
-        lines = []
-        for r in rows:
-            cells = [r["estimates"].get(n, {}) for n in tempo_names]
-            if any("bpm" in c for c in cells):
-                lines.append([r["file"], f"{r['tempo_bpm']:g}", *map(_tempo_cell, cells)])
-        print_table(["file", "truth", *tempo_names], lines)
+        _print_task(rows, tempo_names, "bpm", lambda r: f"{r['tempo_bpm']:g}", _tempo_cell)
     if key_names:
         print("Key: estimate and MIREX weighted score (librosa has no key estimator: its column")
         print("is the naive baseline, mean chroma_cqt against the Krumhansl-Kessler profiles)")
-        lines = []
-        for r in rows:
-            cells = [r["estimates"].get(n, {}) for n in key_names]
-            if any("key" in c for c in cells):
-                lines.append([r["file"], r["key"], *map(_key_cell, cells)])
-        print_table(["file", "truth", *key_names], lines)
+        _print_task(rows, key_names, "key", lambda r: r["key"], _key_cell)
+
+
+def _print_task(
+    rows: list[dict[str, Any]],
+    names: list[str],
+    field: str,
+    truth: Callable[[dict[str, Any]], str],
+    cell: Callable[[dict[str, Any]], str],
+) -> None:
+    lines = []
+    for r in rows:
+        cells = [r["estimates"].get(n, {}) for n in names]
+        if any(field in c for c in cells):
+            lines.append([r["file"], truth(r), *map(cell, cells)])
+    print_table(["file", "truth", *names], lines)
 
 
 def _tempo_cell(result: dict[str, Any]) -> str:

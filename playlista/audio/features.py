@@ -21,7 +21,7 @@ import numpy as np
 import soxr
 
 from playlista.audio import bs1770, stft
-from playlista.audio.longtrack import WholeFile, channel_mean, loudness_channels
+from playlista.audio.longtrack import WholeFile, channel_mean, loudness_channels, sum_of_squares
 from playlista.audio.sources import (
     BEAT_TOLERANCE,
     KEY_PROFILE,
@@ -43,10 +43,6 @@ MIN_BPM, MAX_BPM = 40, 208  # RhythmExtractor2013's own search range
 # Below this RMS the estimators report arbitrary values (RhythmExtractor2013 finds 738 BPM in
 # digital silence, KeyExtractor says A minor), so they are not asked.
 SILENCE_RMS = 10 ** (-80 / 20)
-ENERGY_BLOCK = 1 << 20
-# BS.1770 defines the filter at 48 kHz; higher rates are brought down to it, which also
-# halves the filtering of a 96-kHz file.
-LOUDNESS_MAX_SR = 48000
 
 _Family = tuple[dict[str, Any], list[str]]  # a family's Features fields and warnings
 _PITCH_CLASSES = {"C": 0, "D": 2, "E": 4, "F": 5, "G": 7, "A": 9, "B": 11}
@@ -177,9 +173,9 @@ def loudness(*, y: np.ndarray, sr: int) -> tuple[float | None, float | None]:
     ``y`` [shape=(n,) or (channels, n)] at ``sr`` Hz. One channel is measured as BS.1770 mono,
     weight 1.0 beside a silent right channel (duplicating it would add 3 dB); more than two
     are folded into two, even-indexed channels left and odd right, as the layout is unknown
-    here. Rates above 48 kHz are resampled to 48 kHz first. Both values are None when nothing
-    passes the -70 LUFS absolute gate; the range is None when ``y`` is shorter than one 3-s
-    short-term block.
+    here. The K-weighting is designed at ``sr``, whatever the rate. Both values are None when
+    nothing passes the -70 LUFS absolute gate; the range is None when ``y`` is shorter than one
+    3-s short-term block.
     """
     values, notes = _loudness(y, sr)
     for note in notes:
@@ -211,13 +207,7 @@ def energy(*, y: np.ndarray) -> float:
     """
     _check_samples(y, sr=None, ndims=(1, 2))
     mono = channel_mean(y) if y.ndim == 2 else y
-    # Float64 sums of float32 blocks: as precise as squaring in float64, without a
-    # float64 copy of the whole track.
-    total = sum(
-        float(np.dot(block, block.astype(np.float64)))
-        for block in (mono[i : i + ENERGY_BLOCK] for i in range(0, mono.size, ENERGY_BLOCK))
-    )
-    return _finite(math.sqrt(total / mono.size), "energy")
+    return _finite(math.sqrt(sum_of_squares(mono) / mono.size), "energy")
 
 
 def spectral(
@@ -337,9 +327,6 @@ def _loudness(y: np.ndarray, sr: int, whole: WholeFile | None = None) -> _Family
         return _fields(whole.loudness_lufs, whole.loudness_range_lu, seconds=whole.seconds)
     _check_samples(y, sr=sr, ndims=(1, 2))
     channels = loudness_channels(y.reshape(1, -1) if y.ndim == 1 else y)
-    if sr > LOUDNESS_MAX_SR:
-        interleaved = np.ascontiguousarray(channels.T, dtype=np.float32)
-        channels, sr = soxr.resample(interleaved, sr, LOUDNESS_MAX_SR).T, LOUDNESS_MAX_SR
     integrated, loudness_range = bs1770.loudness(channels, sr)
     return _fields(integrated, loudness_range, seconds=channels.shape[1] / sr)
 
