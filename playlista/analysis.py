@@ -44,7 +44,7 @@ log = logging.getLogger(__name__)
 
 # Bump when a change to decoding or to the descriptors makes stored features stale:
 # tracks analysed under an older version are analysed again, all of them.
-ANALYZER_VERSION = 2
+ANALYZER_VERSION = 3
 # Bump when a change to MusiCNN (weights, front end, patch choice) makes its stored tags and
 # embeddings stale: only MusiCNN runs again on tracks analysed under an older version.
 MUSICNN_VERSION = 1
@@ -86,8 +86,8 @@ def analyze_file(
     track, 0 for all) and returns a :class:`MusicnnResult`. With a ``decoder`` the file is
     decoded in its child process, stopped after ``decode_timeout`` seconds; without one, in
     this process. A file longer than ``max_seconds`` (0: no limit) is analysed from excerpts
-    of that much audio in all, its loudness, energy and duration measured on the whole file
-    (see :func:`playlista.audio.decode.decode`).
+    of that much audio in all, its loudness, energy, danceability and duration measured on the
+    whole file (see :func:`playlista.audio.decode.decode`).
     """
     started = time.perf_counter()
     size, mtime_ns = (stat.size, stat.mtime_ns) if stat else (None, None)
@@ -108,11 +108,8 @@ def analyze_file(
             else decode(path, min_seconds=min_seconds, max_seconds=max_seconds)
         )
         stages["decode"] = _since(clock)
-        features = (
-            extract_features(y=decoded.samples, sr=decoded.sr, whole=decoded.whole, timings=stages)
-            if core
-            else Features()
-        )
+        features, spent = extract_features(decoded) if core else (Features(), {})
+        stages.update(spent)
         clock = time.perf_counter()
         musicnn = (
             musicnn_scores(y=decoded.samples, sr=decoded.sr, taggers=taggers, cap=max_patches)
@@ -141,7 +138,7 @@ def analyze_file(
         mtime_ns=mtime_ns,
         fingerprint=digest,
         tags=_fill_stream_info(
-            tags, sr=decoded.sr, channels=decoded.samples.shape[0], codec=decoded.codec
+            tags, sr=decoded.native_sr, channels=decoded.channels, codec=decoded.codec
         ),
         features=features,
         decoder=decoded.decoder,

@@ -14,12 +14,10 @@ process that files are decoded in, and stops it in ``teardown``.
 from __future__ import annotations
 
 import asyncio
-import fcntl
 import importlib.metadata
 import logging
 import os
 import socket
-import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -28,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 from distributed import WorkerPlugin, get_worker
 
 from playlista.errors import WorkerSetupError
+from playlista.jit import cache_lock
 
 if TYPE_CHECKING:
     from playlista.audio.isolate import DecoderProcess
@@ -68,8 +67,7 @@ class AudioLibraries(WorkerPlugin):
         if self.ready:
             return
         started = time.perf_counter()
-        with _numba_cache_lock():
-            self._import_and_warm()
+        self._import_and_warm()
         from playlista.audio.isolate import DecoderProcess
 
         self.decoder = DecoderProcess()
@@ -95,6 +93,7 @@ class AudioLibraries(WorkerPlugin):
 
         essentia.log.infoActive = False
         essentia.log.warningActive = False
+        import av  # noqa: F401
         import essentia.standard
         import librosa  # noqa: F401
         import mutagen  # noqa: F401
@@ -104,11 +103,13 @@ class AudioLibraries(WorkerPlugin):
 
         from playlista.audio import features
 
-        self.warmup_seconds = features.warm_up()
+        with cache_lock():  # the compiled loops: see playlista.jit
+            self.warmup_seconds = features.warm_up()
         self._load_models()
         self.versions = {
             name: importlib.metadata.version(name)
             for name in (
+                "av",
                 "essentia",
                 "librosa",
                 "mutagen",
@@ -159,6 +160,7 @@ class AudioLibraries(WorkerPlugin):
             "modules": sorted(
                 m
                 for m in (
+                    "av",
                     "essentia",
                     "essentia.standard",
                     "librosa",
@@ -190,28 +192,6 @@ def rss_bytes() -> int:
     """This process's resident set size."""
     with open("/proc/self/statm") as statm:
         return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
-
-
-@contextmanager
-def _numba_cache_lock() -> Iterator[None]:
-    """Hold a machine-wide lock on the numba cache that the workers share.
-
-    librosa's numba functions are cached on disk (a cold compile costs ~19 s, a cached load
-    ~3 s). Two worker processes compiling at once write the same cache entries and can leave
-    an index that points at the other's code: the next process to load it segfaults. So the
-    workers use a cache of their own, and warm up one at a time: the first compiles and
-    writes, the others load what it wrote.
-    """
-    cache = os.environ.setdefault(
-        "NUMBA_CACHE_DIR", os.path.join(tempfile.gettempdir(), f"playlista-numba-{os.getuid()}")
-    )
-    os.makedirs(cache, exist_ok=True)
-    with open(os.path.join(cache, ".playlista.lock"), "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(lock, fcntl.LOCK_UN)
 
 
 def audio_libraries() -> AudioLibraries:

@@ -12,12 +12,13 @@ import numpy as np
 import pytest
 import scipy.signal
 import soundfile as sf
+import soxr
 
 from playlista.analysis import analyze_file
 from playlista.audio import bs1770, features
 from playlista.audio.decode import decode
 from playlista.audio.isolate import DecoderProcess
-from playlista.audio.longtrack import EXCERPTS, excerpt_spans
+from playlista.audio.prepare import ANALYSIS_SR, EXCERPTS, excerpt_spans
 from playlista.records import TrackResult
 
 PARTS = ("good/rendered/bach_bwv351.flac", "good/rendered/mozart_k545.flac")
@@ -74,27 +75,31 @@ def test_excerpts_are_evenly_spaced_centred_and_apart():
 def test_a_file_over_the_cap_is_measured_whole_and_kept_as_excerpts(long_flac):
     full = decode(str(long_flac))
     got = decode(str(long_flac), max_seconds=CAP)
-    assert full.whole is None
-    assert got.whole is not None and got.whole.excerpts == EXCERPTS
-    assert got.samples.shape[0] == 2 and got.samples.shape[1] <= CAP * got.sr
-    assert got.samples.shape[1] == EXCERPTS * int(CAP * got.sr / EXCERPTS)
+    assert full.excerpts == 0 and got.excerpts == EXCERPTS
+    assert got.samples.ndim == 1 and got.samples.size <= CAP * ANALYSIS_SR + EXCERPTS
     assert got.seconds == full.seconds == (1257728 + 1065856) / 44100
-    lufs, lra = features.loudness(y=full.samples, sr=full.sr)
-    assert got.whole.loudness_lufs == pytest.approx(lufs, abs=0.05)
-    assert got.whole.loudness_range_lu == pytest.approx(lra, abs=0.05)
-    assert got.whole.energy == pytest.approx(features.energy(y=full.samples), rel=1e-4)
+    audio, sr = sf.read(long_flac, dtype="float32", always_2d=True)
+    lufs, lra = features.loudness(y=audio.T, sr=sr)
+    assert (got.loudness_lufs, got.loudness_range_lu) == (full.loudness_lufs, full.loudness_range_lu)
+    assert got.loudness_lufs == pytest.approx(lufs, abs=1e-6)
+    assert got.loudness_range_lu == pytest.approx(lra, abs=1e-6)
+    assert got.energy == full.energy == pytest.approx(features.energy(y=audio.T), rel=1e-6)
+    np.testing.assert_array_equal(got.envelope, full.envelope)
     # Each excerpt is the file's own audio, centred in its tenth of the track.
-    length = got.samples.shape[1] // EXCERPTS
-    for i, (a, b) in enumerate(excerpt_spans(full.samples.shape[1], length=length)):
-        np.testing.assert_array_equal(
-            got.samples[:, i * length : (i + 1) * length], full.samples[:, a:b]
-        )
+    length = int(CAP * sr) // EXCERPTS
+    spans = excerpt_spans(audio.shape[0], length=length)
+    at = 0
+    for a, b in spans:
+        want = np.asarray(soxr.resample(audio[a:b].mean(axis=1), sr, ANALYSIS_SR), np.float32)
+        np.testing.assert_allclose(got.samples[at : at + want.size], want, atol=1e-6)
+        at += want.size
+    assert at == got.samples.size
 
 
-def test_a_file_under_the_cap_decodes_exactly_as_before(corpus):
+def test_a_file_under_the_cap_decodes_exactly_as_without_one(corpus):
     path = str(corpus / PARTS[0])
     capped, uncapped = decode(path, max_seconds=600), decode(path)
-    assert capped.whole is None and capped.seconds == uncapped.seconds
+    assert capped.excerpts == 0 and capped.seconds == uncapped.seconds
     np.testing.assert_array_equal(capped.samples, uncapped.samples)
 
 
@@ -103,9 +108,15 @@ def test_the_child_sends_the_whole_file_measures_with_the_excerpts(long_flac):
     with DecoderProcess() as child:
         got = child.decode(str(long_flac), max_seconds=CAP, timeout=120)
         under = child.decode(str(long_flac), max_seconds=600, timeout=120)
-    assert got.whole == want.whole and got.whole is not None
+    assert (got.loudness_lufs, got.energy, got.excerpts) == (
+        want.loudness_lufs,
+        want.energy,
+        want.excerpts,
+    )
     np.testing.assert_array_equal(got.samples, want.samples)
-    assert under.whole is None and under.samples.shape[1] == round(under.seconds * under.sr)
+    np.testing.assert_array_equal(got.envelope, want.envelope)
+    assert under.excerpts == 0
+    assert abs(under.samples.size - under.seconds * ANALYSIS_SR) <= 1
 
 
 def test_analysis_of_a_long_file_stores_its_duration_and_says_it_used_excerpts(long_flac):
@@ -116,7 +127,7 @@ def test_analysis_of_a_long_file_stores_its_duration_and_says_it_used_excerpts(l
     assert result.decoded_seconds == (1257728 + 1065856) / 44100
     note = "tempo, key, rhythm, spectral and MusiCNN from 10 excerpts (10 s of 53 s)"
     assert note in result.warnings and note in result.features.warnings
-    lufs, _ = features.loudness(y=full.samples, sr=full.sr)
-    assert result.features.loudness_lufs == pytest.approx(lufs, abs=0.05)
-    assert result.features.energy == pytest.approx(features.energy(y=full.samples), rel=1e-4)
+    assert result.features.loudness_lufs == full.loudness_lufs
+    assert result.features.energy == full.energy
+    assert result.features.danceability == features.danceability(envelope=full.envelope)
     assert result.features.bpm is not None and result.features.key is not None

@@ -4,7 +4,9 @@ Integrated loudness follows BS.1770-4 (400-ms blocks every 100 ms, an absolute g
 -70 LUFS, then a relative one 10 LU down); the loudness range follows EBU Tech 3342 (3-s
 short-term blocks, a relative gate 20 LU down, the spread from the 10th to the 95th
 percentile). The filter runs over blocks of the signal, carrying its state, so memory stays
-flat however long the track, and a file can be measured while it is read.
+flat however long the track, and a file can be measured while it is read. It is a compiled
+loop (:mod:`playlista.audio.measure`) that keeps only each 100-ms step's energy: never a
+filtered copy of the signal.
 """
 
 from __future__ import annotations
@@ -13,7 +15,8 @@ import math
 from typing import Any
 
 import numpy as np
-import scipy.signal
+
+from playlista.audio import measure
 
 SHELF_HZ, SHELF_Q, SHELF_DB = 1681.974450955533, 0.7071752369554196, 3.999843853973347
 HIGH_PASS_HZ, HIGH_PASS_Q = 38.13547087602444, 0.5003270373238773
@@ -44,27 +47,33 @@ class LoudnessMeter:
     """:func:`loudness` of a signal fed in consecutive blocks, never held whole.
 
     Feed blocks [shape=(channels, k)], any ``k``, then read :meth:`result`: the same values
-    as :func:`loudness` on the blocks concatenated. It keeps the filter's state, the samples
-    of an unfinished 100-ms step, and one float per finished step (~300 kB for 2 hours).
+    as :func:`loudness` on the blocks concatenated. It keeps the filter's state, the energy of
+    an unfinished 100-ms step, and one float per finished step (~300 kB for 2 hours). A pass
+    that filters the blocks itself (:mod:`playlista.audio.measure`) hands it the steps with
+    :meth:`add_steps` instead.
     """
 
     def __init__(self, *, sr: float, channels: int) -> None:
         self.sr = sr
         self.step = round(BLOCK_STEP_SECONDS * sr)
-        self._sos = k_weighting(sr)
-        self._state = np.zeros((self._sos.shape[0], channels, 2))
-        self._pending = np.empty(0)  # K-weighted power of an unfinished step
+        self.channels = channels
+        self._pass: measure.Pass | None = None
         self._steps: list[np.ndarray] = []
+
+    def new_pass(self, *, frame: int) -> measure.Pass:
+        """The filter state of a pass over this meter's signal, 10-ms frames ``frame`` long."""
+        return measure.Pass(sos=k_weighting(self.sr), channels=self.channels, step=self.step, frame=frame)
 
     def feed(self, block: np.ndarray) -> None:
         """Filter one block [shape=(channels, k)] and keep its energy per finished step."""
-        weighted, self._state = scipy.signal.sosfilt(
-            self._sos, block.astype(np.float64), axis=-1, zi=self._state
-        )
-        power = np.concatenate([self._pending, np.einsum("cn,cn->n", weighted, weighted)])
-        whole = power.size // self.step * self.step
-        self._steps.append(power[:whole].reshape(-1, self.step).sum(axis=1))
-        self._pending = power[whole:]
+        if self._pass is None:
+            self._pass = self.new_pass(frame=max(2, round(0.01 * self.sr)))
+        steps, _, _, _ = measure.measure_block(block, self._pass)
+        self._steps.append(steps)
+
+    def add_steps(self, energies: np.ndarray) -> None:
+        """Take the K-weighted energies of finished 100-ms steps, in order."""
+        self._steps.append(energies)
 
     def result(self) -> tuple[float | None, float | None]:
         """Integrated loudness (LUFS) and loudness range (LU) of everything fed so far.
@@ -78,6 +87,14 @@ class LoudnessMeter:
             return None, None
         short_term = _block_means(steps, self.step, SHORT_TERM_SECONDS)
         return integrated, _loudness_range(short_term)
+
+
+def warm_up() -> None:
+    """Load (or compile, once per machine) the filter loop, so the first file does not wait."""
+    from playlista.jit import cache_lock
+
+    with cache_lock():
+        loudness(np.zeros((2, 48000), np.float32), 48000)
 
 
 def k_weighting(sr: float) -> np.ndarray:
@@ -135,3 +152,4 @@ def _loudness_range(blocks: np.ndarray) -> float | None:
     gate = _lufs(np.mean(10 ** ((levels + 0.691) / 10))) + RANGE_RELATIVE_GATE_LU
     low, high = np.percentile(levels[levels > gate], RANGE_PERCENTILES)
     return float(high - low)
+

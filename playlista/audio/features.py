@@ -1,9 +1,12 @@
 """Descriptors of decoded audio: tempo, key, loudness, rhythm and timbre.
 
 Each family is a librosa-style function (keyword-only, numpy in, plain values out) that works on
-its own. :func:`extract_features` runs them all on one decoded signal: it derives mono once,
-resamples it once per analysis rate (44.1 kHz for essentia's rhythm and key family, 22.05 kHz for
-librosa's spectral family) and computes one STFT for every spectral descriptor.
+its own, from the mono signal at 22.05 kHz or from what the front end
+(:mod:`playlista.audio.frontend`) made of it. :func:`extract_features` runs them all on one
+:class:`~playlista.audio.prepare.Decoded` file: one magnitude spectrogram feeds the spectral
+shape, mel bands, MFCC, chroma and the key; one set of onset detection functions feeds the
+tempo and the onset rate; loudness, energy and the envelope danceability is computed from were
+measured on the original signal while it was decoded.
 """
 
 from __future__ import annotations
@@ -13,43 +16,50 @@ import math
 import numbers
 import time
 from collections.abc import Callable
+from functools import cache
 from typing import Any, NamedTuple
 
+import essentia
 import essentia.standard as es
 import librosa
+import numba
 import numpy as np
+import scipy.fft
 import soxr
 
-from playlista.audio import bs1770, stft
-from playlista.audio.longtrack import WholeFile, channel_mean, loudness_channels, sum_of_squares
-from playlista.audio.sources import (
-    BEAT_TOLERANCE,
-    KEY_PROFILE,
-    N_MFCC,
-    ROLL_PERCENT,
-    TEMPO_METHOD,
-)
+from playlista.audio import bs1770, frontend, hpcp
+from playlista.audio.frontend import OnsetFunctions
+from playlista.audio.prepare import ANALYSIS_SR, Decoded, channel_mean, loudness_channels
+from playlista.audio.sources import BEAT_TOLERANCE, KEY_PROFILE, N_MFCC, ROLL_PERCENT
 from playlista.errors import InvalidInputError
 from playlista.records import Features
 
 logger = logging.getLogger(__name__)
 
-ESSENTIA_SR = 44100
-LIBROSA_SR = 22050
-N_FFT = 2048
-HOP_LENGTH = 512
+SR = ANALYSIS_SR
+N_FFT = frontend.N_FFT
+HOP_LENGTH = frontend.HOP_LENGTH
+N_MELS = 128
 MIN_SECONDS = 1.0
 MIN_BPM, MAX_BPM = 40, 208  # RhythmExtractor2013's own search range
-# Below this RMS the estimators report arbitrary values (RhythmExtractor2013 finds 738 BPM in
-# digital silence, KeyExtractor says A minor), so they are not asked.
+# Below this RMS the estimators report arbitrary values (a beat tracker finds 738 BPM in
+# digital silence, a key profile says A minor), so they are not asked.
 SILENCE_RMS = 10 ** (-80 / 20)
+KEY_FRAME_STEP = 4  # KeyExtractor's 4096-sample hop at 44.1 kHz: every 4th 512-sample frame
+TUNING_FRAME_STEP = 8  # every 8th frame estimates the tuning as well as all of them
+# Danceability's detrended fluctuation analysis: segment lengths from 310 ms to 8.8 s,
+# each 10 % longer than the last (essentia's Danceability defaults).
+DFA_MIN_MS, DFA_MAX_MS, DFA_STEP = 310.0, 8800.0, 1.1
+# RhythmExtractor2013 averages the beat-interval tempi within this many BPM of the most
+# common one.
+_BPM_AGREEMENT = 5.0
 
 _Family = tuple[dict[str, Any], list[str]]  # a family's Features fields and warnings
 _PITCH_CLASSES = {"C": 0, "D": 2, "E": 4, "F": 5, "G": 7, "A": 9, "B": 11}
 
 
 class SpectralFeatures(NamedTuple):
-    """Frame averages of the librosa spectral family; see :func:`spectral`."""
+    """Frame averages of the spectral family; see :func:`spectral`."""
 
     centroid_hz: float
     rolloff_hz: float
@@ -61,92 +71,242 @@ class SpectralFeatures(NamedTuple):
     chroma_mean: np.ndarray
 
 
-def extract_features(
-    *,
-    y: np.ndarray,
-    sr: int,
-    whole: WholeFile | None = None,
-    timings: dict[str, float] | None = None,
-) -> Features:
-    """Every descriptor of one decoded track.
+def extract_features(decoded: Decoded) -> tuple[Features, dict[str, float]]:
+    """Every descriptor of one decoded file, and the seconds spent on each family.
 
-    ``y`` [shape=(channels, n)] holds at least one second of floating-point samples, full scale
-    1.0, at the file's native rate ``sr`` in Hz. With ``whole``, ``y`` holds excerpts of a
-    longer file: loudness and energy are taken from ``whole``, measured on the whole file, the
-    other families run on the excerpts, and a warning says so. A family that fails on numeric
-    grounds (silent or degenerate input, essentia's ``RuntimeError``, a non-finite result)
+    ``decoded.samples`` holds at least one second of mono audio at 22.05 kHz: the whole file,
+    or excerpts of a longer one (its loudness, energy and danceability are still the whole
+    file's, and a warning says what came from excerpts). A family that fails on numeric
+    grounds (silent or degenerate input, an essentia ``RuntimeError``, a non-finite result)
     leaves its fields ``None`` and adds a line to ``Features.warnings``; the others still run.
-    ``timings``, when given, receives the seconds spent per family under ``features.<family>``
-    (``features.resample`` for the downmix and the resampling they share).
+    The timings are keyed ``features.<family>``; ``features.spectrogram`` and
+    ``features.onsets`` are the shared front end.
     """
-    _check_samples(y, sr=sr, ndims=(2,))
-    clock = time.perf_counter()
-    mono = channel_mean(y)
-    y44 = _resample(mono, sr=sr, target_sr=ESSENTIA_SR)
-    y22 = _resample(mono, sr=sr, target_sr=LIBROSA_SR)
-    spent = {"resample": time.perf_counter() - clock}
-    families: dict[str, Callable[[], _Family]] = {
-        "tempo": lambda: (dict(zip(("bpm", "bpm_confidence"), tempo(y=y44), strict=True)), []),
-        "key": lambda: (_key_fields(y44), []),
-        "loudness": lambda: _loudness(y, sr, whole),
-        "energy": lambda: ({"energy": energy(y=mono) if whole is None else whole.energy}, []),
-        "danceability": lambda: ({"danceability": danceability(y=y44)}, []),
-        "onset_rate": lambda: ({"onset_rate": onset_rate(y=y44)}, []),
-        "spectral": lambda: (_spectral_fields(y22), []),
-    }
-    values: dict[str, Any] = {}
-    warnings: list[str] = [whole.note()] if whole is not None else []
-    for family, compute in families.items():
+    y = _check_samples(decoded.samples, sr=decoded.sr, ndims=(1,))
+    if decoded.sr != SR:
+        raise InvalidInputError(f"decoded samples must be at {SR} Hz, got {decoded.sr}")
+    spent: dict[str, float] = {}
+    shared: dict[str, Any] = {}
+
+    def timed(name: str, compute: Callable[[], Any]) -> Any:
         clock = time.perf_counter()
         try:
-            family_values, notes = compute()
+            return compute()
+        finally:
+            spent[f"features.{name}"] = spent.get(f"features.{name}", 0.0) + (
+                time.perf_counter() - clock
+            )
+
+    def sound() -> np.ndarray:
+        _require_sound(y)
+        return y
+
+    families: dict[str, Callable[[], _Family]] = {
+        "loudness": lambda: _loudness_fields(decoded),
+        "energy": lambda: ({"energy": _finite(decoded.energy, "energy")}, []),
+        "danceability": lambda: (
+            {"danceability": danceability(envelope=decoded.envelope)},
+            [],
+        ),
+        "spectral": lambda: (_spectral_fields(y, shared["S"]), []),
+        "key": lambda: (_key_fields(sound(), shared["S"]), []),
+        "tempo": lambda: (_tempo_fields(sound(), shared["onsets"]), []),
+        "onset_rate": lambda: (
+            {"onset_rate": onset_rate(onsets=shared["onsets"], seconds=y.size / SR)},
+            [],
+        ),
+    }
+    front_end: dict[str, Callable[[], Any]] = {
+        "spectrogram": lambda: frontend.magnitude_spectrogram(y=y),
+        "onsets": lambda: frontend.onset_functions(y=y),
+    }
+    shared["S"] = timed("spectrogram", front_end["spectrogram"])
+    shared["onsets"] = timed("onsets", front_end["onsets"])
+    values: dict[str, Any] = {}
+    warnings: list[str] = [note] if (note := decoded.note()) else []
+    for family, compute in families.items():
+        try:
+            family_values, notes = timed(family, compute)
         except (InvalidInputError, RuntimeError) as exc:
             family_values, notes = {}, [f"{family}: {exc}"]  # its fields keep their None default
-        spent[family] = time.perf_counter() - clock
         values.update(family_values)
         for note in notes:
             logger.warning("%s", note)
         warnings.extend(notes)
-    if timings is not None:
-        timings.update({f"features.{family}": seconds for family, seconds in spent.items()})
-    return Features(**values, warnings=tuple(warnings))
+    return Features(**values, warnings=tuple(warnings)), spent
 
 
-def tempo(*, y: np.ndarray, sr: int = ESSENTIA_SR) -> tuple[float, float]:
-    """Tempo of mono ``y`` [shape=(n,)] and how steadily the beat tracker held it.
+# ---- tempo and onsets ------------------------------------------------------------------------
 
-    ``y`` is resampled from ``sr`` Hz to 44.1 kHz first if the rates differ. Returns ``bpm`` in
-    [40, 208] and ``confidence`` in [0, 1]: the share of tracked inter-beat intervals within 5 %
-    of ``60 / bpm``, since degara has no confidence of its own. It reads 1.0 on a click track,
-    0.7-1.0 on steadily played music and 0.2-0.55 on noise or free-tempo music; it is not on
-    multifeature's 0-5.32 scale.
+
+def tempo(
+    *, y: np.ndarray | None = None, sr: float = SR, onsets: OnsetFunctions | None = None
+) -> tuple[float, float]:
+    """Tempo of mono ``y`` [shape=(n,)], or of its ``onsets``, and how steadily it was held.
+
+    essentia's ``TempoTapDegara`` tracks beats on the complex-domain onset detection function;
+    the tempo is RhythmExtractor2013's: the mean of the beat-interval tempi within 5 BPM of the
+    most common one. Returns ``bpm`` in [40, 208] and ``confidence`` in [0, 1], the share of
+    beat intervals within 5 % of ``60 / bpm``: 1.0 on a click track, 0.7-1.0 on steadily
+    played music, 0.2-0.55 on noise or free-tempo music.
     """
-    y = _essentia_input(y, sr=sr)
-    _require_sound(y)
-    # A fresh instance per call (~0.1 s to build): a reused one prints a warning per frame once
-    # any other essentia network has been built and deleted in between.
-    extractor = es.RhythmExtractor2013(method=TEMPO_METHOD, minTempo=MIN_BPM, maxTempo=MAX_BPM)
-    bpm, ticks, _, _, _ = extractor(y)
-    if not MIN_BPM <= bpm <= MAX_BPM or len(ticks) < 4:
-        raise InvalidInputError(f"no beat found ({len(ticks)} beats at {bpm:.1f} BPM)")
+    if onsets is None:
+        y = _analysis_input(y, sr=sr)
+        _require_sound(y)
+        onsets = frontend.onset_functions(y=y)
+    ticks = np.asarray(
+        es.TempoTapDegara(
+            sampleRateODF=onsets.frame_rate, resample="none", minTempo=MIN_BPM, maxTempo=MAX_BPM
+        )(essentia.array(onsets.complex))
+    )
+    if ticks.size < 4:
+        raise InvalidInputError(f"no beat found ({ticks.size} beats)")
+    intervals = np.diff(ticks)
+    estimates = 60.0 / intervals[intervals > 0]
+    common = 2.0 * np.argmax(np.bincount((estimates / 2.0).astype(np.intp)))
+    agreeing = estimates[np.abs(common - estimates) < _BPM_AGREEMENT]
+    bpm = float(agreeing.mean()) if agreeing.size else float(common)
+    if not MIN_BPM <= bpm <= MAX_BPM:
+        raise InvalidInputError(f"no beat found ({ticks.size} beats at {bpm:.1f} BPM)")
     period = 60.0 / bpm
-    confidence = np.mean(np.abs(np.diff(ticks) - period) <= BEAT_TOLERANCE * period)
-    return float(bpm), float(confidence)
+    confidence = np.mean(np.abs(intervals - period) <= BEAT_TOLERANCE * period)
+    return bpm, float(confidence)
 
 
-def key(*, y: np.ndarray, sr: int = ESSENTIA_SR) -> tuple[str, str, float]:
-    """Key, mode and key strength of mono ``y`` [shape=(n,)].
+def onset_rate(
+    *,
+    y: np.ndarray | None = None,
+    sr: float = SR,
+    onsets: OnsetFunctions | None = None,
+    seconds: float | None = None,
+) -> float:
+    """Detected onsets per second of mono ``y`` [shape=(n,)], or of its ``onsets``.
 
-    ``y`` is resampled from ``sr`` Hz to 44.1 kHz first if the rates differ. Returns the tonic as
-    essentia spells it (C, C#, D, Eb, E, F, F#, G, Ab, A, Bb, B), 'major' or 'minor', and a
-    strength in (0, 1]: how well the signal's pitch-class profile fits the key's profile.
+    essentia's ``Onsets`` (as its ``OnsetRate`` runs it: HFC and complex-domain detection
+    functions weighted equally, at 86 frames per second) counts the onsets; with ``onsets``
+    given, ``seconds`` is the signal's length. Silence gives 0.0.
     """
-    y = _essentia_input(y, sr=sr)
-    _require_sound(y)
-    tonic, mode, strength = es.KeyExtractor(profileType=KEY_PROFILE, sampleRate=ESSENTIA_SR)(y)
+    if onsets is None:
+        y = _analysis_input(y, sr=sr)
+        onsets = frontend.onset_functions(y=y)
+        seconds = y.size / SR
+    if not seconds:
+        raise InvalidInputError("onset_rate needs the signal's length in seconds")
+    if not (onsets.hfc.any() and onsets.complex.any()):
+        return 0.0
+    detections = essentia.array(np.vstack([onsets.hfc, onsets.complex]))
+    times = es.Onsets(frameRate=onsets.frame_rate)(detections, [1.0, 1.0])
+    return _finite(len(times) / seconds, "onset rate")
+
+
+def danceability(
+    *, envelope: np.ndarray | None = None, y: np.ndarray | None = None, sr: float = SR
+) -> float:
+    """essentia's detrended-fluctuation danceability, usually 0 to 3 (higher: more danceable).
+
+    ``envelope`` [shape=(m,)] is the standard deviation of the mono signal in consecutive
+    10-ms frames (:class:`~playlista.audio.prepare.Decoded` carries it); without it, it is
+    computed from mono ``y`` at ``sr``. The analysis is essentia's ``Danceability``: the
+    fluctuation of the integrated envelope around a linear trend, in segments of 310 ms to
+    8.8 s, and the inverse mean slope of its log-log curve. Digital silence gives 0.0.
+    """
+    if envelope is None:
+        y = _check_samples(y, sr=sr, ndims=(1,))
+        size = round(0.01 * sr)
+        frames = y[: y.size // size * size].reshape(-1, size)
+        envelope = frames.std(axis=1, ddof=1, dtype=np.float64)
+    profile = np.cumsum(np.asarray(envelope, np.float64) - np.mean(envelope))
+    fluctuation = []
+    for tau in _dfa_segments():
+        if profile.size < tau:
+            break
+        fluctuation.append(_detrended_fluctuation(profile, tau))
+    taus = _dfa_segments()[: len(fluctuation)]
+    if len(fluctuation) < 2 or not all(fluctuation):
+        return 0.0
+    f = np.asarray(fluctuation)
+    slopes = np.log10(f[1:] / f[:-1]) / np.log10((np.asarray(taus[1:]) + 3.0) / (np.asarray(taus[:-1]) + 3.0))
+    mean_slope = float(np.mean(slopes))
+    return _finite(1.0 / mean_slope if mean_slope > 0 else 0.0, "danceability")
+
+
+@cache
+def _dfa_segments() -> tuple[int, ...]:
+    taus = []
+    tau = DFA_MIN_MS
+    while tau <= DFA_MAX_MS:
+        taus.append(int(tau / 10.0))
+        tau *= DFA_STEP
+    return tuple(taus)
+
+
+def _detrended_fluctuation(profile: np.ndarray, tau: int) -> float:
+    """Root mean squared residual of a straight line fitted to each ``tau``-frame segment.
+
+    Segments start every ``max(1, tau // 50)`` frames, as in essentia; sums over each
+    segment come from prefix sums, so every segment costs the same.
+    """
+    n = profile.size
+    if n == tau:
+        return 0.0
+    jump = max(tau // 50, 1)
+    starts = np.arange(0, n - tau, jump)
+    index = np.arange(n, dtype=np.float64)
+    s1 = np.concatenate([[0.0], np.cumsum(profile)])
+    s2 = np.concatenate([[0.0], np.cumsum(profile * profile)])
+    sx = np.concatenate([[0.0], np.cumsum(index * profile)])
+    sum_y = s1[starts + tau] - s1[starts]
+    sum_yy = s2[starts + tau] - s2[starts]
+    sum_iy = sx[starts + tau] - sx[starts]
+    sum_xy = sum_iy - starts * sum_y  # x counts from 0 within each segment
+    mean_x = (tau - 1) / 2.0
+    ss_xx = tau * (tau * tau - 1) / 12.0
+    ss_xy = sum_xy - mean_x * sum_y
+    ss_yy = sum_yy - sum_y * sum_y / tau
+    residual = np.maximum(ss_yy - ss_xy * ss_xy / ss_xx, 0.0) / tau  # per frame, as essentia
+    return float(math.sqrt(residual.sum() / ((n - tau) / jump)))
+
+
+# ---- key ---------------------------------------------------------------------------------------
+
+
+def key(
+    *, y: np.ndarray | None = None, sr: float = SR, S: np.ndarray | None = None
+) -> tuple[str, str, float]:
+    """Key, mode and key strength of mono ``y`` [shape=(n,)], or of its spectrogram ``S``.
+
+    ``S`` [shape=(t, 1025)] is :func:`playlista.audio.frontend.magnitude_spectrogram` of the
+    signal at 22.05 kHz. essentia's ``KeyExtractor`` (profile ``bgate``), on its own frame
+    grid (every 4th frame: 93-ms frames, 93 ms apart): the mean harmonic pitch-class profile
+    of the frames (:mod:`playlista.audio.hpcp`), gated at 0.2 of its peak, correlated with
+    each key's profile. Returns the tonic as essentia spells it (C, C#, D, Eb, E, F, F#, G, Ab,
+    A, Bb, B), 'major' or 'minor', and a strength in (0, 1].
+    """
+    if S is None:
+        S = frontend.magnitude_spectrogram(y=_analysis_input(y, sr=sr))
+    frames = S[::KEY_FRAME_STEP]
+    # essentia normalises its window to an area of 2; the spectrogram's Hann window is not.
+    profile = hpcp.hpcp(S=frames * np.float32(2.0 / (N_FFT / 2)), sr=SR).mean(axis=0)
+    if not profile.max() > 0:
+        raise InvalidInputError("no tonal content: no spectral peaks between 25 Hz and 3.5 kHz")
+    profile = profile / profile.max()
+    profile[profile < 0.2] = 0.0
+    tonic, mode, strength, _ = _key_algorithm()(essentia.array(profile))
     if not strength > 0:
         raise InvalidInputError("no tonal content: key strength is 0")
     return str(tonic), str(mode), float(strength)
+
+
+@cache
+def _key_algorithm() -> Any:
+    return es.Key(
+        profileType=KEY_PROFILE,
+        usePolyphony=False,
+        useThreeChords=False,
+        numHarmonics=4,
+        slope=0.6,
+        pcpSize=hpcp.SIZE,
+    )
 
 
 def camelot(*, key: str, mode: str) -> str:
@@ -167,6 +327,9 @@ def camelot(*, key: str, mode: str) -> str:
     return f"{hour}{'A' if mode == 'minor' else 'B'}"
 
 
+# ---- loudness and energy ---------------------------------------------------------------------
+
+
 def loudness(*, y: np.ndarray, sr: int) -> tuple[float | None, float | None]:
     """EBU R 128 integrated loudness (LUFS) and loudness range (LU) of the original channels.
 
@@ -177,27 +340,13 @@ def loudness(*, y: np.ndarray, sr: int) -> tuple[float | None, float | None]:
     nothing passes the -70 LUFS absolute gate; the range is None when ``y`` is shorter than one
     3-s short-term block.
     """
-    values, notes = _loudness(y, sr)
+    y = _check_samples(y, sr=sr, ndims=(1, 2))
+    channels = loudness_channels(y.reshape(1, -1) if y.ndim == 1 else y)
+    integrated, loudness_range = bs1770.loudness(channels, sr)
+    values, notes = _fields(integrated, loudness_range, seconds=channels.shape[1] / sr)
     for note in notes:
         logger.warning("%s", note)
     return values["loudness_lufs"], values["loudness_range_lu"]
-
-
-def danceability(*, y: np.ndarray, sr: int = ESSENTIA_SR) -> float:
-    """Essentia's detrended-fluctuation danceability of a mono signal [shape=(n,)].
-
-    Usually 0 to 3, higher is more danceable; digital silence gives 0.0.
-    """
-    y = _essentia_input(y, sr=sr)
-    value, _ = es.Danceability(sampleRate=ESSENTIA_SR)(y)
-    return _finite(value, "danceability")
-
-
-def onset_rate(*, y: np.ndarray, sr: int = ESSENTIA_SR) -> float:
-    """Detected onsets per second of a mono signal [shape=(n,)]; silence gives 0.0."""
-    y = _essentia_input(y, sr=sr)
-    _, rate = es.OnsetRate()(y)
-    return _finite(rate, "onset rate")
 
 
 def energy(*, y: np.ndarray) -> float:
@@ -206,85 +355,285 @@ def energy(*, y: np.ndarray) -> float:
     ``y`` [shape=(n,) or (channels, n)] is averaged over channels first.
     """
     _check_samples(y, sr=None, ndims=(1, 2))
-    mono = channel_mean(y) if y.ndim == 2 else y
-    return _finite(math.sqrt(sum_of_squares(mono) / mono.size), "energy")
+    mono = channel_mean(y) if y.ndim == 2 else np.asarray(y, np.float32)
+    return _finite(math.sqrt(float(np.dot(mono, mono.astype(np.float64))) / mono.size), "energy")
+
+
+# ---- the spectral family -----------------------------------------------------------------------
 
 
 def spectral(
-    *, y: np.ndarray | None = None, sr: int = LIBROSA_SR, S: np.ndarray | None = None
+    *, y: np.ndarray | None = None, sr: float = SR, S: np.ndarray | None = None
 ) -> SpectralFeatures:
     """Frame averages of librosa's spectral descriptors, MFCC and chroma from one spectrogram.
 
     Parameters
     ----------
     y : np.ndarray [shape=(n,)] or None
-        Mono samples: needed for the zero-crossing rate (None without them), and for ``S``
-        when ``S`` is not given.
+        Mono samples at 22.05 kHz (another ``sr`` is resampled first): needed for the
+        zero-crossing rate (None without them), and for ``S`` when ``S`` is not given.
     sr : int > 0
-        Sampling rate in Hz.
-    S : np.ndarray [shape=(1 + n_fft // 2, t)] or None
-        Magnitude spectrogram; when None, computed from ``y`` with n_fft=2048 and hop 512.
-        Its square feeds the mel filterbank and chroma, so every descriptor shares one STFT.
+        Sampling rate of ``y`` in Hz.
+    S : np.ndarray [shape=(t, 1 + n_fft // 2)] or None
+        Magnitude spectrogram at 22.05 kHz, one row per frame
+        (:func:`playlista.audio.frontend.magnitude_spectrogram`, n_fft=2048, hop 512).
 
     Returns
     -------
     SpectralFeatures
-        ``centroid_hz``, ``rolloff_hz`` (85 % of the spectral magnitude) and ``bandwidth_hz``
-        in Hz; ``flatness`` in [0, 1]; ``zero_crossing_rate`` in crossings per sample;
-        ``mfcc_mean`` and ``mfcc_std`` [shape=(13,)] of 13 MFCCs of a 128-band log-mel
-        spectrogram; ``chroma_mean`` [shape=(12,)], C first, each frame scaled to max 1.
+        The frame means of what librosa's ``spectral_centroid``, ``spectral_rolloff`` (85 % of
+        the magnitude), ``spectral_bandwidth`` (Hz), ``spectral_flatness`` (0-1) and
+        ``zero_crossing_rate`` compute; ``mfcc_mean`` and ``mfcc_std`` [shape=(13,)] of 13 MFCCs
+        of the 128-band log-mel spectrogram; ``chroma_mean`` [shape=(12,)], C first, each frame
+        scaled to max 1, tuned to the track's tuning as librosa estimates it.
     """
-    _check_rate(sr)
     if y is not None:
-        y = np.ascontiguousarray(_check_samples(y, sr=sr, ndims=(1,)), dtype=np.float32)
+        y = _analysis_input(y, sr=sr)
         _require_sound(y)
-    spectrogram = stft.blocks_of(y=y, S=S, n_fft=N_FFT, hop_length=HOP_LENGTH)
-    n_fft = 2 * (spectrogram.tuning_frames.shape[0] - 1)
-    # One tuning per track: every 8th frame estimates it as well, at an eighth of the cost.
-    tuning = librosa.estimate_tuning(S=spectrogram.tuning_frames**2, sr=sr, n_fft=n_fft)
-    blocks = [_frame_descriptors(block, sr=sr, tuning=tuning) for block in spectrogram.blocks()]
-    shape, mel, chroma = (np.concatenate(parts, axis=1) for parts in zip(*blocks, strict=True))
-    centroid, rolloff, flatness, bandwidth = shape.mean(axis=1)
-    mfcc = librosa.feature.mfcc(S=librosa.power_to_db(mel), n_mfcc=N_MFCC)
+    if S is None:
+        if y is None:
+            raise InvalidInputError("spectral() needs y or S")
+        S = frontend.magnitude_spectrogram(y=y)
+    S = _checked_spectrogram(S)
+    n_fft = 2 * (S.shape[1] - 1)
+    freqs = np.arange(S.shape[1], dtype=np.float64) * (SR / n_fft)
+    shape = np.empty((S.shape[0], 4))
+    _frame_shape(S, freqs, ROLL_PERCENT, shape)
+    centroid, bandwidth, rolloff, flatness = shape.T
+    power = np.square(S)
+    mel = _mel_bands(power, n_fft)  # (t, 128)
+    mfcc = scipy.fft.dct(_power_to_db(mel), axis=1, type=2, norm="ortho")[:, :N_MFCC]
+    tuning = estimate_tuning(power=power[::TUNING_FRAME_STEP], n_fft=n_fft)
+    chroma = power @ _chroma_basis(n_fft, round(float(tuning), 2)).T  # (t, 12)
+    peak = chroma.max(axis=1, keepdims=True)
+    chroma = np.divide(chroma, peak, out=np.zeros_like(chroma), where=peak > 1e-30)
     zcr = None
     if y is not None:
-        rate = stft.zero_crossing_rate(y, frame_length=n_fft, hop_length=HOP_LENGTH)
-        zcr = _finite(rate, "zero-crossing rate")
+        zcr = _finite(zero_crossing_rate(y=y), "zero-crossing rate")
     return SpectralFeatures(
-        centroid_hz=_finite(centroid, "spectral centroid"),
-        rolloff_hz=_finite(rolloff, "spectral rolloff"),
-        flatness=_finite(flatness, "spectral flatness"),
-        bandwidth_hz=_finite(bandwidth, "spectral bandwidth"),
+        centroid_hz=_finite(centroid.mean(), "spectral centroid"),
+        rolloff_hz=_finite(rolloff.mean(), "spectral rolloff"),
+        flatness=_finite(flatness.mean(), "spectral flatness"),
+        bandwidth_hz=_finite(bandwidth.mean(), "spectral bandwidth"),
         zero_crossing_rate=zcr,
-        mfcc_mean=_finite(mfcc.mean(axis=1), "MFCC mean"),
-        mfcc_std=_finite(mfcc.std(axis=1), "MFCC std"),
-        chroma_mean=_finite(chroma.mean(axis=1), "chroma mean"),
+        mfcc_mean=_finite(mfcc.mean(axis=0), "MFCC mean"),
+        mfcc_std=_finite(mfcc.std(axis=0), "MFCC std"),
+        chroma_mean=_finite(chroma.mean(axis=0), "chroma mean"),
     )
+
+
+def estimate_tuning(
+    *, power: np.ndarray, n_fft: int = N_FFT, resolution: float = 0.01
+) -> float:
+    """``librosa.estimate_tuning(S=power.T)``: the tuning offset in fractions of a semitone.
+
+    ``power`` [shape=(t, 1 + n_fft // 2)] at 22.05 kHz. As librosa does: the spectral peaks
+    between 150 Hz and 4 kHz that reach a tenth of their frame's maximum, parabolically
+    interpolated, those of at least the median magnitude, and the most common deviation from
+    equal temperament in steps of ``resolution``. Only the bins of that band are read.
+    """
+    freqs = np.arange(power.shape[1]) * (SR / n_fft)
+    lo = max(1, int(np.argmax(freqs >= 150.0)))
+    hi = int(np.argmax(freqs >= 4000.0))
+    x = power[:, lo - 1 : hi + 1].astype(np.float64)
+    mid, left, right = x[:, 1:-1], x[:, :-2], x[:, 2:]
+    loud = x * (x > 0.1 * power.max(axis=1, keepdims=True))
+    peak = (loud[:, 1:-1] > loud[:, :-2]) & (loud[:, 1:-1] >= loud[:, 2:])
+    curvature = right + left - 2 * mid
+    slope = (right - left) / 2
+    with np.errstate(divide="ignore", invalid="ignore"):
+        shift = np.where(np.abs(slope) >= np.abs(curvature), 0.0, -slope / curvature)
+    pitches = ((np.arange(lo, hi) + shift) * (SR / n_fft))[peak]
+    mags = (mid + 0.5 * slope * shift)[peak]
+    if pitches.size == 0:
+        return 0.0
+    kept = pitches[(mags >= np.median(mags)) & (pitches > 0)]
+    residual = np.mod(12 * np.log2(kept / (440.0 / 16)), 1.0)
+    residual[residual >= 0.5] -= 1.0
+    counts, edges = np.histogram(residual, np.linspace(-0.5, 0.5, int(np.ceil(1 / resolution)) + 1))
+    return float(edges[np.argmax(counts)])
+
+
+def zero_crossing_rate(
+    *, y: np.ndarray, frame_length: int = N_FFT, hop_length: int = HOP_LENGTH
+) -> float:
+    """Mean of ``librosa.feature.zero_crossing_rate(y)`` over its frames.
+
+    Sign changes between neighbouring samples (|y| <= 1e-10 counts as 0, and 0 as positive)
+    are counted once over the whole signal; each frame's count is a difference of their
+    running total.
+    """
+    padded = np.pad(np.asarray(y, np.float32), frame_length // 2, mode="edge")  # center=True
+    n_frames = 1 + (padded.size - frame_length) // hop_length
+    counts = np.empty(n_frames, np.int64)
+    _frame_sign_changes(padded, frame_length, hop_length, counts)
+    # librosa counts the pairs inside a frame and divides by the frame's length.
+    return float(counts.mean() / frame_length)
+
+
+@numba.njit(cache=True, nogil=True)
+def _frame_sign_changes(
+    y: np.ndarray, frame_length: int, hop_length: int, counts: np.ndarray
+) -> None:  # pragma: no cover - compiled
+    """Sign changes between neighbours inside each frame (|y| <= 1e-10 counts as positive).
+
+    One pass keeps the running total; a frame's count is its value at the frame's last
+    sample less its value at the frame's first.
+    """
+    n_frames = counts.size
+    at_start = np.zeros(n_frames, np.int64)
+    total = 0
+    was_negative = y[0] < -1e-10
+    for i in range(y.size):
+        if i > 0:
+            negative = y[i] < -1e-10
+            total += negative != was_negative
+            was_negative = negative
+        if i % hop_length == 0 and i // hop_length < n_frames:
+            at_start[i // hop_length] = total
+        end = i - frame_length + 1
+        if end >= 0 and end % hop_length == 0 and end // hop_length < n_frames:
+            counts[end // hop_length] = total - at_start[end // hop_length]
+
+
+@numba.njit(cache=True, nogil=True)
+def _frame_shape(
+    S: np.ndarray, freqs: np.ndarray, roll_percent: float, out: np.ndarray
+) -> None:  # pragma: no cover - compiled
+    """Centroid, bandwidth, rolloff and flatness of each frame of ``S`` [shape=(t, bins)].
+
+    librosa's definitions: the magnitude-weighted mean frequency and the standard deviation
+    around it; the lowest frequency with ``roll_percent`` of the magnitude below it (a float32
+    running total, as librosa sums); the power's geometric over arithmetic mean, power floored
+    at 1e-10, the logarithm taken of products of 16 bins (each >= 1e-10: no product leaves
+    float64's range).
+    """
+    t, bins = S.shape
+    for i in range(t):
+        total = 0.0
+        total32 = np.float32(0.0)
+        first = 0.0
+        second = 0.0
+        power_sum = 0.0
+        log_sum = 0.0
+        product = 1.0
+        for k in range(bins):
+            m32 = S[i, k]
+            m = np.float64(m32)
+            total += m
+            total32 += m32
+            first += m * freqs[k]
+            second += m * freqs[k] * freqs[k]
+            p = max(np.float64(m32 * m32), 1e-10)
+            power_sum += p
+            product *= p
+            if k % 16 == 15:
+                log_sum += np.log(product)
+                product = 1.0
+        log_sum += np.log(product)
+        centroid = 0.0
+        spread = 0.0
+        rolloff = 0.0
+        if total > 0.0:
+            centroid = first / total
+            spread = max(second / total - centroid * centroid, 0.0)
+            threshold = np.float32(roll_percent) * total32
+            running = np.float32(0.0)
+            for k in range(bins):
+                running += S[i, k]
+                if running >= threshold:
+                    rolloff = freqs[k]
+                    break
+        out[i, 0] = centroid
+        out[i, 1] = np.sqrt(spread)
+        out[i, 2] = rolloff
+        out[i, 3] = np.exp(log_sum / bins) / (power_sum / bins)
+
+
+def _mel_bands(power: np.ndarray, n_fft: int) -> np.ndarray:
+    """``librosa.feature.melspectrogram(S=power)`` [shape=(t, 128)], over each band's bins only."""
+    basis = _mel_basis(n_fft)
+    lo, hi = _mel_support(n_fft)
+    out = np.empty((power.shape[0], basis.shape[0]), np.float32)
+    _banded_product(power, basis, lo, hi, out)
+    return out
+
+
+@cache
+def _mel_support(n_fft: int) -> tuple[np.ndarray, np.ndarray]:
+    """The first and one-past-last bin of each mel band's triangle."""
+    nonzero = _mel_basis(n_fft) > 0
+    lo = np.argmax(nonzero, axis=1)
+    hi = nonzero.shape[1] - np.argmax(nonzero[:, ::-1], axis=1)
+    return lo.astype(np.int64), np.where(nonzero.any(axis=1), hi, lo).astype(np.int64)
+
+
+@numba.njit(cache=True, nogil=True)
+def _banded_product(
+    power: np.ndarray, basis: np.ndarray, lo: np.ndarray, hi: np.ndarray, out: np.ndarray
+) -> None:  # pragma: no cover - compiled
+    """``out = power @ basis.T`` where row ``b`` of ``basis`` is zero outside [lo[b], hi[b])."""
+    for i in range(power.shape[0]):
+        for band in range(basis.shape[0]):
+            acc = np.float32(0.0)
+            for k in range(lo[band], hi[band]):
+                acc += basis[band, k] * power[i, k]
+            out[i, band] = acc
+
+
+def _power_to_db(mel: np.ndarray) -> np.ndarray:
+    """``librosa.power_to_db(mel)``: 10 log10, floored at 1e-10 and at 80 dB below the peak."""
+    db = 10.0 * np.log10(np.maximum(mel, 1e-10))
+    return np.maximum(db, db.max() - 80.0)
+
+
+@cache
+def _mel_basis(n_fft: int) -> np.ndarray:
+    return librosa.filters.mel(sr=SR, n_fft=n_fft, n_mels=N_MELS).astype(np.float32)
+
+
+@cache
+def _chroma_basis(n_fft: int, tuning: float) -> np.ndarray:
+    return librosa.filters.chroma(sr=SR, n_fft=n_fft, tuning=tuning, n_chroma=12).astype(
+        np.float32
+    )
+
+
+# ---- warm-up, family fields and checks -------------------------------------------------------
 
 
 def warm_up() -> float:
     """Run :func:`extract_features` on 3 s of a synthetic signal; return the seconds spent.
 
-    A process's first call pays for librosa's numba compilation and essentia's first
-    algorithm set-up; a worker calls this at start-up so that its first track does not.
+    A process's first call pays for building filter banks and essentia's first algorithm
+    set-up; a worker calls this at start-up so that its first track does not.
     """
+    from playlista.audio.prepare import prepare_samples
+
     start = time.perf_counter()
-    t = np.arange(3 * ESSENTIA_SR) / ESSENTIA_SR
+    t = np.arange(3 * 44100) / 44100
     triad = sum(np.sin(2 * np.pi * f * t) for f in (261.63, 329.63, 392.0))
     clicks = (np.mod(t, 0.5) < 0.01) * np.sin(2 * np.pi * 2000.0 * t)
     mono = (0.1 * triad + 0.5 * clicks).astype(np.float32)
-    extract_features(y=np.stack([mono, 0.5 * mono]), sr=ESSENTIA_SR)
+    extract_features(prepare_samples(np.stack([mono, 0.5 * mono]), sr=44100))
     return time.perf_counter() - start
 
 
-def _key_fields(y44: np.ndarray) -> dict[str, Any]:
-    tonic, mode, strength = key(y=y44)
+def _tempo_fields(y: np.ndarray, onsets: OnsetFunctions) -> dict[str, Any]:
+    del y  # silence was checked by the caller
+    bpm, confidence = tempo(onsets=onsets)
+    return {"bpm": bpm, "bpm_confidence": confidence}
+
+
+def _key_fields(y: np.ndarray, S: np.ndarray) -> dict[str, Any]:
+    del y
+    tonic, mode, strength = key(S=S)
     camelot_code = camelot(key=tonic, mode=mode)
     return {"key": tonic, "mode": mode, "key_strength": strength, "camelot": camelot_code}
 
 
-def _spectral_fields(y22: np.ndarray) -> dict[str, Any]:
-    s = spectral(y=y22, sr=LIBROSA_SR)
+def _spectral_fields(y: np.ndarray, S: np.ndarray) -> dict[str, Any]:
+    s = spectral(y=y, S=S)
     return {
         "spectral_centroid_hz": s.centroid_hz,
         "spectral_rolloff_hz": s.rolloff_hz,
@@ -297,38 +646,8 @@ def _spectral_fields(y22: np.ndarray) -> dict[str, Any]:
     }
 
 
-def _frame_descriptors(
-    S: np.ndarray, *, sr: float, tuning: float
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Per-frame descriptors of magnitude spectrogram ``S`` [shape=(1 + n_fft // 2, t)].
-
-    Returns centroid, rolloff, flatness and bandwidth [shape=(4, t)], mel power
-    [shape=(128, t)] and chroma [shape=(12, t)].
-    """
-    n_fft = 2 * (S.shape[0] - 1)
-    power = S**2
-    centroid = librosa.feature.spectral_centroid(S=S, sr=sr, n_fft=n_fft)
-    shape = np.concatenate(
-        [
-            centroid,
-            librosa.feature.spectral_rolloff(S=S, sr=sr, n_fft=n_fft, roll_percent=ROLL_PERCENT),
-            librosa.feature.spectral_flatness(S=S),
-            librosa.feature.spectral_bandwidth(S=S, sr=sr, n_fft=n_fft, centroid=centroid),
-        ]
-    )
-    mel = librosa.feature.melspectrogram(S=power, sr=sr, n_fft=n_fft)
-    chroma = librosa.feature.chroma_stft(S=power, sr=sr, n_fft=n_fft, tuning=tuning)
-    return shape, mel, chroma
-
-
-def _loudness(y: np.ndarray, sr: int, whole: WholeFile | None = None) -> _Family:
-    """Integrated loudness and range as Features fields (``whole``'s if given), and why None."""
-    if whole is not None:
-        return _fields(whole.loudness_lufs, whole.loudness_range_lu, seconds=whole.seconds)
-    _check_samples(y, sr=sr, ndims=(1, 2))
-    channels = loudness_channels(y.reshape(1, -1) if y.ndim == 1 else y)
-    integrated, loudness_range = bs1770.loudness(channels, sr)
-    return _fields(integrated, loudness_range, seconds=channels.shape[1] / sr)
+def _loudness_fields(decoded: Decoded) -> _Family:
+    return _fields(decoded.loudness_lufs, decoded.loudness_range_lu, seconds=decoded.seconds)
 
 
 def _fields(integrated: float | None, lra: float | None, *, seconds: float) -> _Family:
@@ -363,9 +682,21 @@ def _check_samples(y: object, *, sr: float | None, ndims: tuple[int, ...]) -> np
     return y
 
 
-def _essentia_input(y: np.ndarray, *, sr: int) -> np.ndarray:
-    """Mono float32 samples at 44.1 kHz, contiguous as essentia requires."""
-    return _resample(_check_samples(y, sr=sr, ndims=(1,)), sr=sr, target_sr=ESSENTIA_SR)
+def _checked_spectrogram(S: object) -> np.ndarray:
+    if not (isinstance(S, np.ndarray) and S.ndim == 2 and S.shape[1] > 1 and S.shape[0] > 0):
+        raise InvalidInputError("S must be a magnitude spectrogram of shape (t, 1 + n_fft // 2)")
+    if not (np.isfinite(S).all() and S.max() > 0):
+        raise InvalidInputError("S must be finite and not all zero")
+    return np.asarray(S, np.float32)
+
+
+def _analysis_input(y: object, *, sr: float) -> np.ndarray:
+    """Mono float32 samples at 22.05 kHz, contiguous."""
+    y = _check_samples(y, sr=sr, ndims=(1,))
+    y = np.ascontiguousarray(y, dtype=np.float32)
+    if sr == SR:
+        return y
+    return np.ascontiguousarray(soxr.resample(y, sr, SR), dtype=np.float32)
 
 
 def _require_sound(y: np.ndarray) -> None:
@@ -373,14 +704,6 @@ def _require_sound(y: np.ndarray) -> None:
     rms = math.sqrt(float(np.dot(y, y)) / y.size)
     if rms < SILENCE_RMS:
         raise InvalidInputError(f"silent input (RMS {rms:.1e} < -80 dBFS)")
-
-
-def _resample(y: np.ndarray, *, sr: float, target_sr: float) -> np.ndarray:
-    """Float32, contiguous samples at ``target_sr`` (soxr's default high quality)."""
-    y = np.ascontiguousarray(y, dtype=np.float32)
-    if sr == target_sr:
-        return y
-    return np.ascontiguousarray(soxr.resample(y, sr, target_sr), dtype=np.float32)
 
 
 def _finite(value: Any, what: str) -> Any:

@@ -13,9 +13,8 @@ runs TensorFlow and numba threads whose locks a forked copy would inherit mid-us
 processes may not start one. The two talk over a ``multiprocessing.Pipe`` (a socket pair):
 small pickled messages, then the samples as raw float32 bytes read with ``os.readv`` straight
 into the array the parent returns, the only copy on the parent's side (``recv_bytes_into``
-buffers the whole message first: ~12x slower on an hour of stereo audio). The samples' header
-carries the whole-file measures of an excerpted file
-(:class:`~playlista.audio.longtrack.WholeFile`).
+buffers the whole message first: ~12x slower on an hour of audio). The samples' header carries
+everything else the child measured (:class:`~playlista.audio.prepare.Decoded`).
 
 Known errors cross back as what they are: an :class:`~playlista.errors.AnalysisError` as its
 class name, path and message, rebuilt in the parent; an ``OSError`` as its errno, text and file
@@ -39,6 +38,7 @@ shared by every worker. Unset, the hook costs one empty-list check per file.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import errno
 import fcntl
 import hashlib
@@ -61,7 +61,8 @@ from typing import Any, Literal
 import numpy as np
 
 from playlista import errors
-from playlista.audio.decode import Decoded, decode
+from playlista.audio.decode import decode
+from playlista.audio.prepare import Decoded
 from playlista.errors import AnalysisError, DecoderCrashError, DecodeTimeoutError
 
 log = logging.getLogger(__name__)
@@ -72,6 +73,7 @@ _START_TIMEOUT = 120.0
 # How long a child that closed its end is given to finish dying before it is killed, so that
 # the signal that did kill it is the one reported.
 _EXIT_GRACE = 5.0
+_NO_SAMPLES = np.empty(0, np.float32)
 _CHILD_MAIN = "import sys; from playlista.audio.isolate import serve; serve(int(sys.argv[1]))"
 
 
@@ -219,10 +221,10 @@ def _request(
     kind, *details = conn.recv()
     if kind != "samples":
         return (kind, *details)
-    shape, sr, decoder, codec, whole = details
+    shape, fields = details
     samples = np.empty(shape, dtype=np.float32)
     _read_into(conn, samples.data.cast("B"), deadline)
-    return Decoded(samples, sr, decoder, codec, whole)
+    return dataclasses.replace(fields, samples=samples)
 
 
 def _read_into(conn: Connection, buf: memoryview, deadline: float) -> None:
@@ -320,8 +322,8 @@ def _answer(
         conn.send(("bug", type(exc).__name__, str(exc), traceback.format_exc()))
     else:
         samples = np.ascontiguousarray(decoded.samples, dtype=np.float32)
-        header = (samples.shape, decoded.sr, decoded.decoder, decoded.codec, decoded.whole)
-        conn.send(("samples", *header))
+        # Everything but the samples goes pickled in the header; they follow as raw bytes.
+        conn.send(("samples", samples.shape, dataclasses.replace(decoded, samples=_NO_SAMPLES)))
         data = samples.data.cast("B")
         while data:
             data = data[os.write(conn.fileno(), data) :]
@@ -357,12 +359,12 @@ def _attempt(rule: Fault) -> int:
 
 
 def _import_decoders() -> None:
-    import essentia  # before essentia.standard, whose import logs at INFO level
-
-    essentia.log.infoActive = False
-    essentia.log.warningActive = False
-    import essentia.standard
+    import av  # noqa: F401
     import soundfile  # noqa: F401
+
+    from playlista.audio import bs1770
+
+    bs1770.warm_up()
 
 
 def _exit_with_parent() -> None:

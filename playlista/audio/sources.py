@@ -9,33 +9,33 @@ from __future__ import annotations
 N_MFCC = 13
 ROLL_PERCENT = 0.85
 BEAT_TOLERANCE = 0.05
-# degara runs ~4x faster than multifeature and matched it on every annotated corpus track;
-# multifeature's only extra is a confidence, which tempo() replaces with its own measure.
-TEMPO_METHOD = "degara"
 # bgate named all four annotated corpus keys and both synthetic triads (as did five others);
 # it is essentia's default and was fitted to popular and electronic music, which fits a library.
 KEY_PROFILE = "bgate"
 
 FEATURE_SOURCES: dict[str, str] = {
-    "bpm": f"essentia RhythmExtractor2013(method={TEMPO_METHOD})",
+    "bpm": (
+        "essentia TempoTapDegara on the complex-domain onset function (86 frames/s, 22.05 kHz); "
+        "RhythmExtractor2013's tempo of its beats"
+    ),
     "bpm_confidence": (
-        f"share of essentia RhythmExtractor2013(method={TEMPO_METHOD}) beat intervals "
-        f"within {BEAT_TOLERANCE:.0%} of 60/bpm"
+        f"share of the TempoTapDegara beat intervals within {BEAT_TOLERANCE:.0%} of 60/bpm"
     ),
     **dict.fromkeys(
-        ("key", "mode", "key_strength"), f"essentia KeyExtractor(profileType={KEY_PROFILE})"
+        ("key", "mode", "key_strength"),
+        f"essentia Key(profileType={KEY_PROFILE}) of KeyExtractor's HPCP (playlista.audio.hpcp)",
     ),
-    "camelot": "playlista camelot() of the KeyExtractor key and mode",
+    "camelot": "playlista camelot() of the key and mode",
     "loudness_lufs": "playlista ITU-R BS.1770-4 integrated loudness (EBU R 128), gated",
     "loudness_range_lu": "playlista EBU Tech 3342 loudness range of 3-s short-term blocks",
-    "energy": "numpy RMS of the mono signal (linear, full scale = 1.0)",
-    "danceability": "essentia Danceability",
+    "energy": "RMS of the mono signal at the file's rate (linear, full scale = 1.0)",
+    "danceability": "essentia Danceability's detrended fluctuation analysis (playlista, numpy)",
     "spectral_centroid_hz": "librosa feature.spectral_centroid",
     "spectral_rolloff_hz": f"librosa feature.spectral_rolloff(roll_percent={ROLL_PERCENT})",
     "spectral_flatness": "librosa feature.spectral_flatness",
     "spectral_bandwidth_hz": "librosa feature.spectral_bandwidth",
     "zero_crossing_rate": "librosa feature.zero_crossing_rate",
-    "onset_rate": "essentia OnsetRate",
+    "onset_rate": "essentia Onsets of HFC and complex-domain onset functions, as OnsetRate",
     **dict.fromkeys(
         ("mfcc_mean", "mfcc_std"),
         f"librosa feature.mfcc(n_mfcc={N_MFCC}) of power_to_db(feature.melspectrogram)",
