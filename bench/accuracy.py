@@ -46,11 +46,11 @@ from unittest import mock
 import essentia.standard as es
 import librosa
 import numpy as np
+from playlista.audio.longtrack import channel_mean
 
 from playlista.audio import features
 from playlista.audio.decode import decode
 from playlista.audio.features import ESSENTIA_SR, LIBROSA_SR
-from playlista.audio.longtrack import channel_mean
 from playlista.audio.sources import KEY_PROFILE, TEMPO_METHOD
 from playlista.errors import InvalidInputError
 

@@ -54,9 +54,6 @@ def analyse(paths: list[str]) -> dict[str, Any]:
             out[path] = {"failure": outcome.error_class}
             continue
         values = {
-            k: v for k, v in outcome.features.__class__.__dict__.items() if False
-        }  # filled below
-        values = {
             name: getattr(outcome.features, name)
             for name in outcome.features.__dataclass_fields__
             if name != "warnings"
@@ -81,7 +78,7 @@ def compare(old: dict[str, Any], new: dict[str, Any]) -> None:
         pairs = [(a, b) for a, b in pairs if a is not None and b is not None]
         if not pairs:
             continue
-        if name.endswith(".embedding") or name.endswith(".scores") or isinstance(pairs[0][0], list):
+        if isinstance(pairs[0][0], list):
             cos = [_cosine(a, b) for a, b in pairs]
             diff = [max(abs(x - y) for x, y in zip(a, b, strict=True)) for a, b in pairs]
             print(
@@ -113,7 +110,7 @@ def main() -> None:
     parser.add_argument("--compare", nargs=2, type=Path)
     args = parser.parse_args()
     if args.compare:
-        old, new = (json.loads(p.read_text()) for p in args.compare)
+        old, new = (json.loads(p.read_text())["files"] for p in args.compare)
         compare(old, new)
         return
     bench = args.bench_corpus if args.bench_corpus.is_dir() else None

@@ -8,10 +8,10 @@ import os
 import pickle
 from pathlib import Path
 
+import essentia.standard as es
 import librosa
 import numpy as np
 import pytest
-import essentia.standard as es
 import soundfile as sf
 import soxr
 
@@ -395,7 +395,8 @@ def test_energy_is_rms_in_full_scale() -> None:
 
 @needs_corpus
 @pytest.mark.parametrize(
-    "name", ["good/fof/armygeddon.ogg", "good/rendered/boogi_marabi.flac", "good/games/0ad_red_dawn.ogg"]
+    "name",
+    ["good/fof/armygeddon.ogg", "good/rendered/boogi_marabi.flac", "good/games/0ad_red_dawn.ogg"],
 )
 def test_danceability_is_essentias(name: str) -> None:
     y44 = mono_44k(name)

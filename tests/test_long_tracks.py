@@ -80,7 +80,10 @@ def test_a_file_over_the_cap_is_measured_whole_and_kept_as_excerpts(long_flac):
     assert got.seconds == full.seconds == (1257728 + 1065856) / 44100
     audio, sr = sf.read(long_flac, dtype="float32", always_2d=True)
     lufs, lra = features.loudness(y=audio.T, sr=sr)
-    assert (got.loudness_lufs, got.loudness_range_lu) == (full.loudness_lufs, full.loudness_range_lu)
+    assert (got.loudness_lufs, got.loudness_range_lu) == (
+        full.loudness_lufs,
+        full.loudness_range_lu,
+    )
     assert got.loudness_lufs == pytest.approx(lufs, abs=1e-6)
     assert got.loudness_range_lu == pytest.approx(lra, abs=1e-6)
     assert got.energy == full.energy == pytest.approx(features.energy(y=audio.T), rel=1e-6)

@@ -62,7 +62,9 @@ class LoudnessMeter:
 
     def new_pass(self, *, frame: int) -> measure.Pass:
         """The filter state of a pass over this meter's signal, 10-ms frames ``frame`` long."""
-        return measure.Pass(sos=k_weighting(self.sr), channels=self.channels, step=self.step, frame=frame)
+        return measure.Pass(
+            sos=k_weighting(self.sr), channels=self.channels, step=self.step, frame=frame
+        )
 
     def feed(self, block: np.ndarray) -> None:
         """Filter one block [shape=(channels, k)] and keep its energy per finished step."""
@@ -152,4 +154,3 @@ def _loudness_range(blocks: np.ndarray) -> float | None:
     gate = _lufs(np.mean(10 ** ((levels + 0.691) / 10))) + RANGE_RELATIVE_GATE_LU
     low, high = np.percentile(levels[levels > gate], RANGE_PERCENTILES)
     return float(high - low)
-

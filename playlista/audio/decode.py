@@ -17,6 +17,7 @@ import re
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -163,10 +164,10 @@ def _ffmpeg_blocks(path: str) -> Iterator[tuple[Stream, Iterator[np.ndarray]]]:
         yield info, _ffmpeg_decode(path, container, stream, info)
 
 
-def _ffmpeg_decode(path: str, container, stream, info: Stream) -> Iterator[np.ndarray]:  # type: ignore[no-untyped-def]
+def _ffmpeg_decode(path: str, container: Any, stream: Any, info: Stream) -> Iterator[np.ndarray]:
     import av
 
-    block = _BlockWriter(info.channels)
+    blocks: _Frames | None = None
     bad = 0
     try:
         for packet in container.demux(stream):
@@ -176,41 +177,21 @@ def _ffmpeg_decode(path: str, container, stream, info: Stream) -> Iterator[np.nd
                 # A damaged packet: FFmpeg's own tools skip it and go on, and so do we.
                 bad += 1
                 if bad > MAX_BAD_PACKETS:
-                    raise _Unreadable(f"too many undecodable packets ({_ffmpeg_message(exc)})")
+                    message = f"too many undecodable packets ({_ffmpeg_message(exc)})"
+                    raise _Unreadable(message) from exc
                 continue
             for frame in frames:
-                if frame.sample_rate != info.sr:
-                    raise _Unreadable(
-                        f"sample rate changes mid-stream ({info.sr} to {frame.sample_rate} Hz)"
-                    )
-                yield from block.add(
-                    _frame_planes(frame, info.channels), frame.samples, frame.format.name
-                )
+                if blocks is None:  # a decoder's sample format is set by its first frame
+                    blocks = _Frames(frame, info)
+                if blocks.add(frame):
+                    yield blocks.take()
     except av.error.FFmpegError as exc:
-        if block.total == 0:
+        if blocks is None or blocks.total == 0:
             raise _Unreadable(_ffmpeg_message(exc)) from exc
         # Damage past the first samples (a truncated file): keep what was decoded.
         log.info("%s: decoding stopped early: %s", path, _ffmpeg_message(exc))
-    yield from block.flush()
-
-
-def _frame_planes(frame, channels: int) -> list[np.ndarray]:  # type: ignore[no-untyped-def]
-    """One decoded frame's samples, one array [shape=(k,)] per channel, as decoded.
-
-    Planar frames (FFmpeg's usual output) are viewed without a copy.
-    """
-    dtype, _ = _FORMATS[frame.format.name.removesuffix("p")]
-    k = frame.samples
-    planes = frame.planes
-    if frame.format.is_planar:
-        rows = [np.frombuffer(p, dtype, k) for p in planes]
-    else:
-        packed = np.frombuffer(planes[0], dtype, k * len(frame.layout.channels))
-        rows = list(packed.reshape(k, -1).T)
-    if len(rows) != channels:  # a chained stream with another layout: keep the mix
-        mix = np.mean(rows, axis=0, dtype=np.float32)
-        rows = [mix] * channels
-    return rows
+    if blocks is not None and blocks.pending:
+        yield blocks.take()
 
 
 def _ffmpeg_message(exc: BaseException) -> str:
@@ -218,43 +199,54 @@ def _ffmpeg_message(exc: BaseException) -> str:
     return re.sub(r"^\[Errno -?\d+\] ", "", str(text)).split(": '")[0]
 
 
-class _BlockWriter:
-    """Gathers decoded frames into float32 blocks of :data:`BLOCK_FRAMES` frames, full scale 1."""
+class _Frames:
+    """Decoded frames gathered into blocks of at least :data:`BLOCK_FRAMES` frames.
 
-    def __init__(self, channels: int) -> None:
-        self._buffer = np.empty((channels, BLOCK_FRAMES), np.float32)
-        self._filled = 0
-        self._offset, self._scale = 0.0, 1.0
+    A frame is kept as views of its planes, no copy; a block is the views joined and
+    converted to float32 at full scale 1.0 [shape=(channels, k)]. This is the one place per
+    frame that Python touches the samples, so it reads as little of the frame as it can: its
+    sample format, planarity and layout are those of the stream's first frame (a decoder's
+    output format is fixed when it opens).
+    """
+
+    def __init__(self, first: Any, info: Stream) -> None:
+        name = first.format.name
+        self._dtype, self._scale = _FORMATS[name.removesuffix("p")]
+        self._offset = 128.0 if name.startswith("u8") else 0.0
+        self._planar = first.format.is_planar
+        self._width = 1 if self._planar else len(first.layout.channels)
+        self._channels = info.channels
+        planes = len(first.planes) if self._planar else 1
+        self._rows: list[list[np.ndarray]] = [[] for _ in range(planes)]
+        self.pending = 0
         self.total = 0
 
-    def add(self, rows: list[np.ndarray], k: int, sample_format: str) -> Iterator[np.ndarray]:
-        """Copy ``k`` frames, given per channel in FFmpeg's ``sample_format``; yield full blocks."""
-        _, self._scale = _FORMATS[sample_format.removesuffix("p")]
-        self._offset = 128.0 if sample_format.startswith("u8") else 0.0
+    def add(self, frame: Any) -> bool:
+        """Keep one frame; True when a block is full."""
+        k = frame.samples
+        count = k * self._width
+        for rows, plane in zip(self._rows, frame.planes, strict=False):
+            rows.append(np.frombuffer(plane, self._dtype, count))
+        self.pending += k
         self.total += k
-        done = 0
-        while done < k:
-            take = min(k - done, BLOCK_FRAMES - self._filled)
-            at = slice(self._filled, self._filled + take)
-            for out, row in zip(self._buffer, rows, strict=True):
-                out[at] = row[done : done + take]
-            self._filled += take
-            done += take
-            if self._filled == BLOCK_FRAMES:
-                yield self._scaled(self._buffer)
-                self._filled = 0
+        return self.pending >= BLOCK_FRAMES
 
-    def flush(self) -> Iterator[np.ndarray]:
-        if self._filled:
-            yield self._scaled(self._buffer[:, : self._filled])
-            self._filled = 0
-
-    def _scaled(self, block: np.ndarray) -> np.ndarray:
+    def take(self) -> np.ndarray:
+        """The frames kept so far as one block, and start the next."""
+        joined = [np.concatenate(rows) for rows in self._rows]
+        self._rows = [[] for _ in self._rows]
+        self.pending = 0
+        if self._planar:
+            block = np.stack(joined).astype(np.float32, copy=False)
+        else:
+            block = joined[0].reshape(-1, self._width).T.astype(np.float32)
         if self._offset:
-            block -= np.float32(self._offset)
+            block = block - np.float32(self._offset)
         if self._scale != 1.0:
-            block *= np.float32(self._scale)
-        return block
+            block = block * np.float32(self._scale)
+        if block.shape[0] != self._channels:  # a chained stream of another layout: its mix
+            block = np.broadcast_to(block.mean(axis=0), (self._channels, block.shape[1]))
+        return np.ascontiguousarray(block)
 
 
 # ---- libsndfile -------------------------------------------------------------------------------

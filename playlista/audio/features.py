@@ -71,7 +71,9 @@ class SpectralFeatures(NamedTuple):
     chroma_mean: np.ndarray
 
 
-def extract_features(decoded: Decoded) -> tuple[Features, dict[str, float]]:
+def extract_features(
+    decoded: Decoded, *, clock: Callable[[], float] = time.perf_counter
+) -> tuple[Features, dict[str, float]]:
     """Every descriptor of one decoded file, and the seconds spent on each family.
 
     ``decoded.samples`` holds at least one second of mono audio at 22.05 kHz: the whole file,
@@ -80,7 +82,8 @@ def extract_features(decoded: Decoded) -> tuple[Features, dict[str, float]]:
     grounds (silent or degenerate input, an essentia ``RuntimeError``, a non-finite result)
     leaves its fields ``None`` and adds a line to ``Features.warnings``; the others still run.
     The timings are keyed ``features.<family>``; ``features.spectrogram`` and
-    ``features.onsets`` are the shared front end.
+    ``features.onsets`` are the shared front end. ``clock`` times them: wall time by default,
+    ``time.process_time`` for CPU time.
     """
     y = _check_samples(decoded.samples, sr=decoded.sr, ndims=(1,))
     if decoded.sr != SR:
@@ -89,13 +92,12 @@ def extract_features(decoded: Decoded) -> tuple[Features, dict[str, float]]:
     shared: dict[str, Any] = {}
 
     def timed(name: str, compute: Callable[[], Any]) -> Any:
-        clock = time.perf_counter()
+        started = clock()
         try:
             return compute()
         finally:
-            spent[f"features.{name}"] = spent.get(f"features.{name}", 0.0) + (
-                time.perf_counter() - clock
-            )
+            key = f"features.{name}"
+            spent[key] = spent.get(key, 0.0) + clock() - started
 
     def sound() -> np.ndarray:
         _require_sound(y)
@@ -216,16 +218,17 @@ def danceability(
         frames = y[: y.size // size * size].reshape(-1, size)
         envelope = frames.std(axis=1, ddof=1, dtype=np.float64)
     profile = np.cumsum(np.asarray(envelope, np.float64) - np.mean(envelope))
+    sums = _PrefixSums.of(profile)
     fluctuation = []
     for tau in _dfa_segments():
         if profile.size < tau:
             break
-        fluctuation.append(_detrended_fluctuation(profile, tau))
-    taus = _dfa_segments()[: len(fluctuation)]
+        fluctuation.append(sums.detrended_fluctuation(tau))
+    taus = np.asarray(_dfa_segments()[: len(fluctuation)], dtype=np.float64)
     if len(fluctuation) < 2 or not all(fluctuation):
         return 0.0
     f = np.asarray(fluctuation)
-    slopes = np.log10(f[1:] / f[:-1]) / np.log10((np.asarray(taus[1:]) + 3.0) / (np.asarray(taus[:-1]) + 3.0))
+    slopes = np.log10(f[1:] / f[:-1]) / np.log10((taus[1:] + 3.0) / (taus[:-1] + 3.0))
     mean_slope = float(np.mean(slopes))
     return _finite(1.0 / mean_slope if mean_slope > 0 else 0.0, "danceability")
 
@@ -240,31 +243,41 @@ def _dfa_segments() -> tuple[int, ...]:
     return tuple(taus)
 
 
-def _detrended_fluctuation(profile: np.ndarray, tau: int) -> float:
-    """Root mean squared residual of a straight line fitted to each ``tau``-frame segment.
+class _PrefixSums(NamedTuple):
+    """Running sums of a profile ``y``, of ``y**2`` and of ``i * y``, each with a leading 0."""
 
-    Segments start every ``max(1, tau // 50)`` frames, as in essentia; sums over each
-    segment come from prefix sums, so every segment costs the same.
-    """
-    n = profile.size
-    if n == tau:
-        return 0.0
-    jump = max(tau // 50, 1)
-    starts = np.arange(0, n - tau, jump)
-    index = np.arange(n, dtype=np.float64)
-    s1 = np.concatenate([[0.0], np.cumsum(profile)])
-    s2 = np.concatenate([[0.0], np.cumsum(profile * profile)])
-    sx = np.concatenate([[0.0], np.cumsum(index * profile)])
-    sum_y = s1[starts + tau] - s1[starts]
-    sum_yy = s2[starts + tau] - s2[starts]
-    sum_iy = sx[starts + tau] - sx[starts]
-    sum_xy = sum_iy - starts * sum_y  # x counts from 0 within each segment
-    mean_x = (tau - 1) / 2.0
-    ss_xx = tau * (tau * tau - 1) / 12.0
-    ss_xy = sum_xy - mean_x * sum_y
-    ss_yy = sum_yy - sum_y * sum_y / tau
-    residual = np.maximum(ss_yy - ss_xy * ss_xy / ss_xx, 0.0) / tau  # per frame, as essentia
-    return float(math.sqrt(residual.sum() / ((n - tau) / jump)))
+    y: np.ndarray
+    yy: np.ndarray
+    iy: np.ndarray
+
+    @classmethod
+    def of(cls, profile: np.ndarray) -> _PrefixSums:
+        def running(values: np.ndarray) -> np.ndarray:
+            return np.concatenate([[0.0], np.cumsum(values)])
+
+        index = np.arange(profile.size, dtype=np.float64)
+        return cls(running(profile), running(profile * profile), running(index * profile))
+
+    def detrended_fluctuation(self, tau: int) -> float:
+        """Root mean squared residual of a straight line fitted to each ``tau``-frame segment.
+
+        essentia's definition: segments start every ``max(1, tau // 50)`` frames, each one's
+        residual is a mean over its frames, the mean is over the segments. Every segment's
+        sums are differences of the running sums, so each costs the same however long.
+        """
+        n = self.y.size - 1
+        if n == tau:
+            return 0.0
+        jump = max(tau // 50, 1)
+        starts = np.arange(0, n - tau, jump)
+        sum_y = self.y[starts + tau] - self.y[starts]
+        sum_yy = self.yy[starts + tau] - self.yy[starts]
+        sum_xy = self.iy[starts + tau] - self.iy[starts] - starts * sum_y  # x from 0 in each
+        ss_xx = tau * (tau * tau - 1) / 12.0
+        ss_xy = sum_xy - (tau - 1) / 2.0 * sum_y
+        ss_yy = sum_yy - sum_y * sum_y / tau
+        residual = np.maximum(ss_yy - ss_xy * ss_xy / ss_xx, 0.0) / tau
+        return float(math.sqrt(residual.sum() / ((n - tau) / jump)))
 
 
 # ---- key ---------------------------------------------------------------------------------------
@@ -422,9 +435,7 @@ def spectral(
     )
 
 
-def estimate_tuning(
-    *, power: np.ndarray, n_fft: int = N_FFT, resolution: float = 0.01
-) -> float:
+def estimate_tuning(*, power: np.ndarray, n_fft: int = N_FFT, resolution: float = 0.01) -> float:
     """``librosa.estimate_tuning(S=power.T)``: the tuning offset in fractions of a semitone.
 
     ``power`` [shape=(t, 1 + n_fft // 2)] at 22.05 kHz. As librosa does: the spectral peaks
@@ -594,9 +605,7 @@ def _mel_basis(n_fft: int) -> np.ndarray:
 
 @cache
 def _chroma_basis(n_fft: int, tuning: float) -> np.ndarray:
-    return librosa.filters.chroma(sr=SR, n_fft=n_fft, tuning=tuning, n_chroma=12).astype(
-        np.float32
-    )
+    return librosa.filters.chroma(sr=SR, n_fft=n_fft, tuning=tuning, n_chroma=12).astype(np.float32)
 
 
 # ---- warm-up, family fields and checks -------------------------------------------------------

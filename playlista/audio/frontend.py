@@ -74,7 +74,7 @@ def onset_functions(*, y: np.ndarray, sr: float = SR) -> OnsetFunctions:
     symmetric = scipy.signal.get_window("hann", ONSET_N_FFT, fftbins=False)
     window = (symmetric * (2.0 / symmetric.sum())).astype(np.float32)
     frames = _frames(y, ONSET_N_FFT, ONSET_HOP)
-    bin_hz = np.float32(sr / ONSET_N_FFT)
+    bin_hz = float(np.float32(sr / ONSET_N_FFT))
     previous = np.zeros((3, 1 + ONSET_N_FFT // 2), np.complex64)
     previous[1:] = 1  # phase 0 before the first frame
     for start in range(0, n_frames, FRAME_BLOCK):

@@ -69,9 +69,7 @@ def spectral_peaks(*, S: np.ndarray, bin_hz: float) -> tuple[np.ndarray, np.ndar
     return freqs.astype(np.float64), mags.astype(np.float64)
 
 
-def whitened(
-    *, S: np.ndarray, freqs: np.ndarray, mags: np.ndarray, bin_hz: float
-) -> np.ndarray:
+def whitened(*, S: np.ndarray, freqs: np.ndarray, mags: np.ndarray, bin_hz: float) -> np.ndarray:
     """Peak magnitudes [shape=(t, p)] whitened against each frame's spectral envelope.
 
     essentia's ``SpectralWhitening(maxFrequency=3500)``: the envelope is the energy-weighted
@@ -108,7 +106,7 @@ def whitened(
 
 
 def _envelope_weights(grid: np.ndarray, *, bins: int, nyquist: float) -> np.ndarray:
-    """The window weights [shape=(len(grid), bins)] of each envelope point, as essentia sets them."""
+    """The window weights [shape=(len(grid), bins)] of each envelope point (essentia's)."""
     weights = np.zeros((grid.size, bins))
     for row, freq in enumerate(grid):
         low = freq - max(50.0, freq * 0.34)
