@@ -34,7 +34,7 @@ PREFECT_SERVER_ENV := PREFECT_HOME="$(SERVER_HOME)" PREFECT_SERVER_ANALYTICS_ENA
 SHARED_CORPUS ?= ../shared/corpus
 BENCH_CORPUS ?= .bench-corpus
 BENCH_TRACKS ?= 24
-# The accuracy evaluation set (bench/evalset/SOURCES.md): renders and recordings, ~4.5 h.
+# The accuracy evaluation set (bench/evalset/SOURCES.md): 192 renders and recordings, 3.2 h.
 EVALSET ?= .bench-evalset
 ACCURACY_JOBS ?= 2
 
@@ -119,7 +119,7 @@ bench-rescan: setup
 # defaults, on the same decoded audio.
 bench-accuracy: setup bench-evalset
 	.venv/bin/python bench/accuracy.py --corpus $(SHARED_CORPUS) --evalset $(EVALSET) \
-		--jobs $(ACCURACY_JOBS)
+		--jobs $(ACCURACY_JOBS) --cache $(EVALSET)/.cache/estimates.jsonl
 
 # Render the evaluation set into EVALSET (fluidsynth and the FluidR3 SoundFont from apt-get,
 # the scores from music21's corpus, MIDI files and songs from Debian's packages).

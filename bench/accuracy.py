@@ -20,8 +20,10 @@ Accuracy2 with x2/3 and x3/2. Key: MIREX weighted score and the share of exact k
 over recordings (the corpus's six good/formats/ files are one, scored by their mean). The
 evaluation set is also scored on its two halves (``scores.split``: tuning and held-out test).
 CPU seconds per 4-minute track: process CPU time of each estimator call, summed, over the
-audio it ran on, times 240 (BLAS and numba on one thread). Writes every per-file estimate to
-bench/results/accuracy.json (or ``--json FILE``).
+audio it ran on, times 240 (BLAS on one thread). With ``--cache FILE``, the estimates and CPU
+seconds of Essentia's defaults and playlista's current estimators (code this repository does
+not change) are kept in FILE per file, size and mtime, and reused by later runs. Writes every
+per-file estimate to bench/results/accuracy.json (or ``--json FILE``).
 """
 
 from __future__ import annotations
@@ -246,6 +248,23 @@ def load(path: str) -> tuple[Signal, float]:
 
 
 _CHOSEN: list[Estimator] = []
+# Estimates (and their CPU seconds) of estimators whose code this repository does not change,
+# by cache_key(): kept across runs with --cache, so that a run after a change to playlista's
+# new estimators, or after more files were rendered, only computes what is new.
+_CACHE: dict[str, tuple[Any, float]] = {}
+CACHEABLE = ("essentia defaults", "playlista current")
+
+
+def cache_key(name: str, task: str, path: str) -> str:
+    stat = os.stat(path)
+    return f"{name}|{task}|{os.path.abspath(path)}|{stat.st_size}|{stat.st_mtime_ns}"
+
+
+def read_cache(path: Path | None) -> dict[str, tuple[Any, float]]:
+    if path is None or not path.exists():
+        return {}
+    lines = (json.loads(line) for line in path.read_text().splitlines() if line)
+    return {key: (estimate, cpu) for key, estimate, cpu in lines}
 
 
 def _start_worker(args: argparse.Namespace) -> None:
@@ -253,6 +272,7 @@ def _start_worker(args: argparse.Namespace) -> None:
     compilation and essentia's first set-up are not charged to the first file."""
     threadpool_limits(1)  # BLAS on one thread: CPU seconds are then one core's
     _CHOSEN[:] = estimators(args)
+    _CACHE.update(read_cache(args.cache))
     t = np.arange(4 * ESSENTIA_SR) / ESSENTIA_SR
     triad = sum(np.sin(2 * np.pi * f * t) for f in (261.63, 329.63, 392.0))
     clicks = (np.mod(t, 0.5) < 0.01) * np.sin(2 * np.pi * 2000.0 * t)
@@ -270,7 +290,7 @@ def evaluate(entry: dict[str, Any]) -> dict[str, Any]:
     signal, front_s = load(entry["path"])
     row = {k: v for k, v in entry.items() if k != "path"}
     row |= {"audio_s": len(signal.y22) / LIBROSA_SR, "front_end_s": front_s}
-    row |= {"estimates": {}, "cpu_s": {}}
+    row |= {"estimates": {}, "cpu_s": {}, "fresh": []}
     for estimator in _CHOSEN:
         result: dict[str, Any] = {}
         cpu: dict[str, float] = {}
@@ -280,9 +300,15 @@ def evaluate(entry: dict[str, Any]) -> dict[str, Any]:
         ):
             estimate_of = getattr(estimator, task)
             if truth and estimate_of:
-                started = time.process_time()
-                estimate = estimate_of(signal)
-                cpu[task] = time.process_time() - started
+                key = cache_key(estimator.name, task, entry["path"])
+                if key in _CACHE:
+                    estimate, cpu[task] = _CACHE[key]
+                else:
+                    started = time.process_time()
+                    estimate = estimate_of(signal)
+                    cpu[task] = time.process_time() - started
+                    if estimator.name in CACHEABLE:
+                        row["fresh"].append([key, estimate, cpu[task]])
                 result |= score(estimate, truth)
         if result:
             row["estimates"][estimator.name] = result
@@ -293,6 +319,11 @@ def evaluate(entry: dict[str, Any]) -> dict[str, Any]:
 def evaluate_all(entries: list[dict[str, Any]], args: argparse.Namespace) -> list[dict[str, Any]]:
     def progress(i: int, row: dict[str, Any]) -> dict[str, Any]:
         print(f"[{i}/{len(entries)}] {row['file']}", file=sys.stderr, flush=True)
+        if args.cache is not None and row["fresh"]:
+            args.cache.parent.mkdir(parents=True, exist_ok=True)
+            with args.cache.open("a") as out:
+                out.writelines(json.dumps(line) + "\n" for line in row["fresh"])
+        del row["fresh"]
         return row
 
     if args.jobs == 1:
@@ -436,6 +467,15 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--evalset", type=Path, help="the folder make bench-evalset filled")
     parser.add_argument("--jobs", type=int, default=1, help="files analysed in parallel")
     parser.add_argument("--json", type=Path, default=here / "results" / "accuracy.json")
+    parser.add_argument(
+        "--cache", type=Path, help="a file of essentia's and playlista current's estimates, reused"
+    )
+    parser.add_argument(
+        "--shard",
+        default="0/1",
+        help="K/N: evaluate every N-th file from the K-th (fills --cache"
+        " from several processes; the tables then cover that share only)",
+    )
     parser.add_argument("--only", choices=TASKS, help="score one task only")
     parser.add_argument("--librosa", action="store_true", help="add librosa's defaults")
     parser.add_argument(
@@ -462,6 +502,8 @@ def main() -> None:
     sets = {"corpus": corpus_entries(args.corpus)}
     if args.evalset:
         sets["evalset"] = evalset_entries(args.evalset)
+    k, n = (int(x) for x in args.shard.split("/"))
+    sets = {name: entries[k::n] for name, entries in sets.items()}
     rows = evaluate_all([e for entries in sets.values() for e in entries], args)
     n_corpus = len(sets["corpus"])
     by_set = {"corpus": rows[:n_corpus], **({"evalset": rows[n_corpus:]} if args.evalset else {})}

@@ -80,42 +80,6 @@ TITLE_KEYS = {
     "corelli/opus3no1/1grave.xml": ("F major", "Trio Sonata in F major, Op. 3 No. 1"),
     "chopin/mazurka06-2.krn": ("C# minor", "Mazurka in C-sharp minor, Op. 6 No. 2"),
 }
-# Other movements: tempo only (their keys are not the title's).
-TEMPO_ONLY_SCORES = [
-    "beethoven/opus18no1/movement2.mxl",
-    "beethoven/opus18no1/movement3.mxl",
-    "beethoven/opus18no1/movement4.mxl",
-    "beethoven/opus59no1/movement2.mxl",
-    "beethoven/opus59no1/movement3.mxl",
-    "beethoven/opus59no2/movement2.mxl",
-    "beethoven/opus59no2/movement3.mxl",
-    "beethoven/opus59no2/movement4.mxl",
-    "beethoven/opus59no3/movement1.mxl",
-    "beethoven/opus59no3/movement3.mxl",
-    "beethoven/opus59no3/movement4.mxl",
-    "mozart/k458/movement2.mxl",
-    "mozart/k458/movement3.mxl",
-    "mozart/k458/movement4.mxl",
-    "mozart/k155/movement2.mxl",
-    "mozart/k155/movement3.mxl",
-    "mozart/k80/movement2.mxl",
-    "mozart/k80/movement4.mxl",
-    "mozart/k156/movement2.mxl",
-    "mozart/k156/movement3.mxl",
-    "haydn/opus74no1/movement2.mxl",
-    "haydn/opus74no1/movement3.mxl",
-    "haydn/opus74no1/movement4.mxl",
-    "haydn/opus1no1/movement2.mxl",
-    "haydn/opus1no1/movement3.mxl",
-    "haydn/opus1no1/movement5.mxl",
-    "schumann_robert/opus41no1/movement2.mxl",
-    "schumann_robert/opus41no1/movement5.mxl",
-    "weber/concertino_clarinet.mxl",
-    "joplin/maple_leaf_rag.mxl",
-    "handel/rinaldo/Lascia_chio_pianga.mxl",
-    "schubert/Lindenbaum.xml",
-    "verdi/laDonnaEMobile.mxl",
-]
 NOTE_NAMES = ("C", "C#", "D", "Eb", "E", "F", "F#", "G", "Ab", "A", "Bb", "B")
 LETTERS = {"C": 0, "D": 2, "E": 4, "F": 5, "G": 7, "A": 9, "B": 11}
 # Folk tunes: the declared keys kept (modal K: fields such as Dmix or Ador are left out).
@@ -198,7 +162,7 @@ def chorale_score(corpus: Path, bwv: str) -> str:
 
 
 def score_pieces() -> Iterator[dict[str, Any]]:
-    """Quartet and other movements: title keys for first movements, tempo for the rest."""
+    """First movements of quartets and other works whose title names their key."""
     for score, (key, title) in TITLE_KEYS.items():
         yield {
             "id": _score_id(score),
@@ -207,8 +171,6 @@ def score_pieces() -> Iterator[dict[str, Any]]:
             "key": key,
             "key_source": f"work title: {title}",
         }
-    for score in TEMPO_ONLY_SCORES:
-        yield {"id": _score_id(score), "kind": "movement", "score": score}
 
 
 def _score_id(score: str) -> str:
@@ -316,7 +278,7 @@ def assign_renders(pieces: list[dict[str, Any]]) -> None:
 
 
 def midi_pieces(src: Path) -> Iterator[dict[str, Any]]:
-    """Game MIDI files whose tempo map is constant: OpenMSX, Kobo Deluxe, Freedoom."""
+    """Game MIDI files whose tempo map is constant: OpenMSX, Kobo Deluxe, Freedoom Phase 1."""
     files = [
         ("openttd-openmsx", p.name, p.read_bytes())
         for p in sorted((src / "openttd-openmsx").rglob("*.mid"))
@@ -325,7 +287,9 @@ def midi_pieces(src: Path) -> Iterator[dict[str, Any]]:
         ("kobodeluxe-data", p.name, p.read_bytes())
         for p in sorted((src / "kobodeluxe-data").rglob("*.mid"))
     ]
-    for wad in sorted((src / "freedoom").rglob("*.wad")):
+    # Freedoom: Phase 1's music (freedoom1.wad); Phase 2's is left out to keep the set quick
+    # to render.
+    for wad in sorted((src / "freedoom").rglob("freedoom1.wad")):
         files += [("freedoom", f"{wad.stem}:{name}", data) for name, data in wad_music(wad)]
     for package, name, data in files:
         if name in CORPUS_PIECES:
