@@ -2,10 +2,6 @@
 
 from __future__ import annotations
 
-import json
-import os
-from pathlib import Path
-
 import numpy as np
 import pytest
 import soundfile as sf
@@ -14,11 +10,8 @@ import soxr
 from playlista.audio import rhythm, tonal
 from playlista.audio.frontend import FRAME_RATE, N_MELS, SR, front_end
 from playlista.errors import InvalidInputError
+from tests.test_features import CORPUS, MANIFEST, needs_corpus
 
-CORPUS = Path(os.environ.get("PLAYLISTA_CORPUS", Path(__file__).parents[2] / "shared" / "corpus"))
-HAVE_CORPUS = (CORPUS / "manifest.json").is_file()
-MANIFEST = json.loads((CORPUS / "manifest.json").read_text()) if HAVE_CORPUS else []
-needs_corpus = pytest.mark.skipif(not HAVE_CORPUS, reason=f"no test corpus at {CORPUS}")
 TEMPO_FILES = sorted(
     (e["file"], float(e["ground_truth"]["tempo_bpm"]))
     for e in MANIFEST
