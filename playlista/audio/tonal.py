@@ -1,13 +1,14 @@
-"""Key from the shared magnitude spectrogram: treble and bass chroma, and the final chords.
+"""Key from the shared magnitude spectrogram: treble and bass pitch-class profiles.
 
-The STFT's bins are mapped onto semitones (A4 = 440 Hz), log-compressed and folded into two
-pitch-class profiles: one of the middle and upper registers, one of the bass. Each of the 24
-keys is scored by the correlation of the treble profile with a key profile, plus weighted
-correlations of the bass profile (which leans on tonic and dominant roots, and so separates a
-key from its relative) and of the profile of the last seconds (pieces end on the tonic) with
-the same key profile. Profiles: the mean of Temperley's (1999) and Krumhansl and Kessler's
-(1982), each scaled to unit norm. The weights were fitted on the tuning half of the evaluation
-set (bench/evalset/SOURCES.md).
+The STFT's bins are mapped onto semitones (A4 = 440 Hz), log-compressed, each note credited
+with its octave, twelfth and double octave (so that a note's upper partials count for it rather
+than for the fifth they sound) and folded into two pitch-class profiles: one of the middle and
+upper registers, one of the bass. Each of the 24 keys is scored by the correlation of the
+treble profile with a key profile plus BASS_WEIGHT times the bass profile's (the bass leans on
+tonic and dominant roots, which separates a key from its relative). Profiles: the mean of
+Temperley's (1999) and Krumhansl and Kessler's (1982), each scaled to unit norm. A profile of
+the last seconds (pieces end on the tonic) is computed too; on the tuning half of the
+evaluation set (bench/evalset/SOURCES.md, bench/tune.py) its fitted weight was 0, as it is here.
 """
 
 from __future__ import annotations
@@ -66,7 +67,8 @@ class SemitoneMap(NamedTuple):
 
     def __matmul__(self, S: np.ndarray) -> np.ndarray:
         rows = S[self.first_bin : self.first_bin + self.weights.shape[1]]
-        return self.weights @ rows
+        with np.errstate(invalid="ignore", over="ignore"):  # the caller rejects non-finite
+            return self.weights @ rows
 
 
 @cache
