@@ -34,9 +34,13 @@ PREFECT_SERVER_ENV := PREFECT_HOME="$(SERVER_HOME)" PREFECT_SERVER_ANALYTICS_ENA
 SHARED_CORPUS ?= ../shared/corpus
 BENCH_CORPUS ?= .bench-corpus
 BENCH_TRACKS ?= 24
+# The accuracy evaluation set (bench/evalset/SOURCES.md): 192 renders and recordings, 3.2 h.
+EVALSET ?= .bench-evalset
+ACCURACY_JOBS ?= 2
 
 .PHONY: setup analyze test lint browser server deploy worker faults
-.PHONY: bench bench-corpus bench-scaling bench-memory bench-rescan bench-accuracy bench-all
+.PHONY: bench bench-corpus bench-scaling bench-memory bench-rescan bench-accuracy bench-evalset
+.PHONY: bench-all
 
 setup: .venv/.synced
 
@@ -111,8 +115,18 @@ bench-memory: setup bench-corpus
 bench-rescan: setup
 	.venv/bin/python bench/rescan.py
 
-# Tempo and key against the corpus's annotations, beside essentia's and librosa's defaults.
-bench-accuracy: setup
-	.venv/bin/python bench/accuracy.py --corpus $(SHARED_CORPUS)
+# Tempo and key against the corpus's and the evaluation set's annotations, beside Essentia's
+# defaults, on the same decoded audio.
+bench-accuracy: setup bench-evalset
+	.venv/bin/python bench/accuracy.py --corpus $(SHARED_CORPUS) --evalset $(EVALSET) \
+		--jobs $(ACCURACY_JOBS) --cache $(EVALSET)/.cache/estimates.jsonl
+
+# Render the evaluation set into EVALSET (fluidsynth and the FluidR3 SoundFont from apt-get,
+# the scores from music21's corpus, MIDI files and songs from Debian's packages).
+bench-evalset: setup
+	@command -v fluidsynth >/dev/null && [ -f /usr/share/sounds/sf2/FluidR3_GM.sf2 ] || \
+		(apt-get update -qq && apt-get install -y -qq --no-install-recommends \
+			fluidsynth fluid-soundfont-gm)
+	.venv/bin/python bench/evalset/build.py $(EVALSET)
 
 bench-all: bench bench-scaling bench-memory bench-rescan bench-accuracy

@@ -1,27 +1,31 @@
-"""How close tempo and key estimates come to the corpus's annotations, beside library defaults.
+"""How close tempo and key estimates come to annotations, beside Essentia's defaults.
 
-    .venv/bin/python bench/accuracy.py [--corpus DIR] [--json FILE] [--only tempo|key]
-        [--tempo-method METHOD ...] [--key-profile PROFILE ...]
+    .venv/bin/python bench/accuracy.py [--corpus DIR] [--evalset DIR] [--jobs N] [--json FILE]
+        [--only tempo|key] [--librosa] [--tempo-method METHOD ...] [--key-profile PROFILE ...]
 
-Every good/ file of the corpus with a tempo or key in manifest.json is decoded once, downmixed
-and resampled as ``extract_features`` does, and the same samples go to three estimators (each
-asked only for what the file is annotated with):
+Two sets: the annotated good/ files of the corpus (``--corpus``, manifest.json), and the
+evaluation set that ``make bench-evalset`` renders (``--evalset``, its manifest.json; see
+bench/evalset/SOURCES.md). Each file is decoded once and downmixed; the same samples, resampled
+once to 44.1 and once to 22.05 kHz, and the shared 22.05 kHz front end
+(``playlista.audio.frontend``), go to every estimator, each asked only for what the file is
+annotated with:
 
-- playlista: ``features.tempo`` and ``features.key`` on the 44.1 kHz mono signal;
-- essentia defaults: ``RhythmExtractor2013()`` (multifeature) and ``KeyExtractor()`` on it;
-- librosa defaults: ``feature.tempo`` at 22.05 kHz; librosa has no key estimator, so the usual
-  naive baseline stands in: mean ``chroma_cqt`` correlated with the Krumhansl-Kessler major and
-  minor profiles rotated over the 12 tonics.
+- essentia defaults: ``RhythmExtractor2013()`` (multifeature) and ``KeyExtractor()``, 44.1 kHz;
+- playlista before: what playlista computed up to analyser version 2, essentia's
+  ``RhythmExtractor2013(method="degara")`` and ``KeyExtractor(profileType="bgate")``, 44.1 kHz;
+- playlista: ``features.tempo`` and ``features.key`` on the shared front end, as the pipeline
+  computes them;
+- with ``--librosa``: ``feature.tempo``, and mean ``chroma_cqt`` against Krumhansl-Kessler.
 
-``--tempo-method`` and ``--key-profile`` add playlista with ``TEMPO_METHOD`` or ``KEY_PROFILE``
-set otherwise, to compare alternatives. Tempo scores: Accuracy1, an estimate within 4 % of the
-annotated BPM; Accuracy2, within 4 % of it times 1, 2, 1/2, 3 or 1/3; and Accuracy2 that also
-allows 2/3 and 3/2 (triplet feel, which the corpus MANIFEST names). Key score: the MIREX weighted
-score of mir_eval's ``key.weighted_score`` (1 same key, 0.5 a fifth above in the same mode, 0.3
-relative, 0.2 parallel, else 0). Totals are over files and over distinct recordings: the six
-good/formats/ files (one minute of one song in six containers) count as one recording, scored
-by the mean of the six. Prints per-file and summary tables and seconds per estimator; writes
-them with machine information to bench/results/accuracy.json (or ``--json FILE``).
+Tempo: Accuracy1 (within 4 % of the annotation), Accuracy2 (also at x2, x1/2, x3, x1/3), and
+Accuracy2 with x2/3 and x3/2. Key: MIREX weighted score and the share of exact keys. Totals are
+over recordings (the corpus's six good/formats/ files are one, scored by their mean). The
+evaluation set is also scored on its two halves (``scores.split``: tuning and held-out test).
+CPU seconds per 4-minute track: process CPU time of each estimator call, summed, over the
+audio it ran on, times 240 (BLAS on one thread). With ``--cache FILE``, the estimates and CPU
+seconds of Essentia's defaults and playlista's current estimators (code this repository does
+not change) are kept in FILE per file, size and mtime, and reused by later runs. Writes every
+per-file estimate to bench/results/accuracy.json (or ``--json FILE``).
 """
 
 from __future__ import annotations
@@ -33,61 +37,65 @@ import os
 import platform
 import sys
 import time
-from collections import defaultdict
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
-from typing import Any, NamedTuple, TypeVar
-from unittest import mock
+from typing import Any, NamedTuple
 
 import essentia.standard as es
 import librosa
 import numpy as np
-from playlista.audio.longtrack import channel_mean
+import scores
+import soxr
+from threadpoolctl import threadpool_limits
 
 from playlista.audio import features
-from playlista.audio.decode import decode
-from playlista.audio.features import ESSENTIA_SR, LIBROSA_SR
-from playlista.audio.sources import KEY_PROFILE, TEMPO_METHOD
+from playlista.audio.decode import read_native
+from playlista.audio.frontend import FrontEnd, front_end
+from playlista.audio.prepare import ANALYSIS_SR, channel_mean
 from playlista.errors import InvalidInputError
 
-T = TypeVar("T")
-TOLERANCE = 0.04
-# The first factor an estimate matches names its metrical level in the tables.
-LEVELS = {
-    "x1": 1.0,
-    "x2": 2.0,
-    "x1/2": 1 / 2,
-    "x3": 3.0,
-    "x1/3": 1 / 3,
-    "x2/3": 2 / 3,
-    "x3/2": 3 / 2,
-}
-ACC2_LEVELS = ("x1", "x2", "x1/2", "x3", "x1/3")
+ESSENTIA_SR, LIBROSA_SR = 44100, ANALYSIS_SR
+# What playlista computed up to analyser version 2 (essentia's, at 44.1 kHz).
+BEFORE_TEMPO_METHOD, BEFORE_KEY_PROFILE = "degara", "bgate"
+
 TEMPO_METHODS = ("degara", "multifeature")
 # KeyExtractor's profileType range in essentia 2.1-beta6.
 KEY_PROFILES = (
-    "bgate", "braw", "diatonic", "edma", "edmm", "gomez", "krumhansl", "noland", "shaath",
-    "temperley", "temperley2005", "thpcp", "tonictriad", "weichai",
-)  # fmt: skip
+    "bgate",
+    "braw",
+    "diatonic",
+    "edma",
+    "edmm",
+    "gomez",
+    "krumhansl",
+    "noland",
+    "shaath",
+    "temperley",
+    "temperley2005",
+    "thpcp",
+    "tonictriad",
+    "weichai",
+)
 FORMATS_GROUP = "good/formats/"
-PITCH_CLASSES = {"C": 0, "D": 2, "E": 4, "F": 5, "G": 7, "A": 9, "B": 11}
 TONIC_NAMES = ("C", "C#", "D", "Eb", "E", "F", "F#", "G", "Ab", "A", "Bb", "B")
 # Krumhansl & Kessler (1982) probe-tone ratings, tonic first.
 KK_PROFILES = {
     "major": np.array([6.35, 2.23, 3.48, 2.33, 4.38, 4.09, 2.52, 5.19, 2.39, 3.66, 2.29, 2.88]),
     "minor": np.array([6.33, 2.68, 3.52, 5.38, 2.60, 3.53, 2.54, 4.75, 3.98, 2.69, 3.34, 3.17]),
 }
+TASKS = ("tempo", "key")
 
 
 class Signal(NamedTuple):
-    """One file's mono samples at both analysis rates, as ``extract_features`` derives them."""
+    """One file's mono samples at both analysis rates and the shared 22.05 kHz front end."""
 
     y44: np.ndarray
     y22: np.ndarray
+    front: FrontEnd
 
 
 @dataclass(frozen=True)
@@ -99,30 +107,37 @@ class Estimator:
     key: Callable[[Signal], str | None] | None
 
 
-@contextmanager
-def _constant(name: str, value: str) -> Iterator[None]:
-    # features reads TEMPO_METHOD and KEY_PROFILE at call time: patching them for one call gives
-    # exactly what playlista would report with sources.py changed, without changing it.
-    with mock.patch.object(features, name, value):
-        yield
+def before_tempo(signal: Signal, *, method: str = BEFORE_TEMPO_METHOD) -> float | None:
+    extractor = es.RhythmExtractor2013(method=method, minTempo=40, maxTempo=208)
+    bpm = float(extractor(signal.y44)[0])
+    return bpm if bpm > 0 else None
 
 
-def playlista_tempo(signal: Signal, *, method: str = TEMPO_METHOD) -> float | None:
-    with _constant("TEMPO_METHOD", method):
-        try:
-            return features.tempo(y=signal.y44)[0]
-        # extract_features leaves the fields None on these: scored as a miss.
-        except (InvalidInputError, RuntimeError):
-            return None
-
-
-def playlista_key(signal: Signal, *, profile: str = KEY_PROFILE) -> str | None:
-    with _constant("KEY_PROFILE", profile):
-        try:
-            tonic, mode, _ = features.key(y=signal.y44)
-        except (InvalidInputError, RuntimeError):  # weichai raises on minor keys
-            return None
+def before_key(signal: Signal, *, profile: str = BEFORE_KEY_PROFILE) -> str | None:
+    try:
+        tonic, mode, _ = es.KeyExtractor(profileType=profile, sampleRate=ESSENTIA_SR)(signal.y44)
+    except RuntimeError:  # weichai raises on minor keys
+        return None
     return f"{tonic} {mode}"
+
+
+def pipeline_estimator() -> Estimator:
+    """playlista's estimators as the pipeline runs them, on the shared front end."""
+
+    def tempo(signal: Signal) -> float | None:
+        try:
+            return features.tempo(front=signal.front)[0]
+        except InvalidInputError:  # extract_features leaves the field None: a miss
+            return None
+
+    def key(signal: Signal) -> str | None:
+        try:
+            tonic, mode, _ = features.key(S=signal.front.S)
+        except InvalidInputError:
+            return None
+        return f"{tonic} {mode}"
+
+    return Estimator("playlista", tempo, key)
 
 
 def essentia_tempo(signal: Signal) -> float:
@@ -149,155 +164,249 @@ def librosa_key(signal: Signal) -> str:
     return f"{TONIC_NAMES[tonic]} {mode}"
 
 
-def tempo_level(estimate: float | None, truth: float) -> str | None:
-    """The first of LEVELS whose multiple of ``truth`` is within 4 % of ``estimate``."""
-    if estimate is None:
-        return None
-    for level, factor in LEVELS.items():
-        if abs(estimate - factor * truth) <= TOLERANCE * factor * truth:
-            return level
-    return None
-
-
-def parse_key(name: str) -> tuple[int, str]:
-    """Pitch class (C = 0) and mode of a key such as 'Eb major' or 'D# minor'."""
-    tonic, mode = name.split()
-    if tonic[0].upper() not in PITCH_CLASSES or set(tonic[1:]) - {"#", "b"}:
-        raise ValueError(f"not a key name: {name!r}")
-    if mode not in ("major", "minor"):
-        raise ValueError(f"mode must be major or minor: {name!r}")
-    return (PITCH_CLASSES[tonic[0].upper()] + tonic.count("#") - tonic.count("b")) % 12, mode
-
-
-def weighted_score(reference: str, estimate: str | None) -> float:
-    """MIREX key score, as mir_eval's ``key.weighted_score`` without descending fifths."""
-    if estimate is None:
-        return 0.0
-    ref_tonic, ref_mode = parse_key(reference)
-    est_tonic, est_mode = parse_key(estimate)
-    interval = (est_tonic - ref_tonic) % 12
-    if est_mode == ref_mode:
-        return {0: 1.0, 7: 0.5}.get(interval, 0.0)
-    if interval == (9 if ref_mode == "major" else 3):  # relative minor / relative major
-        return 0.3
-    return 0.2 if interval == 0 else 0.0
-
-
-def estimators(
-    tempo_methods: list[str], key_profiles: list[str], only: str | None
-) -> list[Estimator]:
-    """The three estimators and the asked-for variants, without the task ``only`` excludes."""
+def estimators(args: argparse.Namespace) -> list[Estimator]:
+    """The three estimators and the asked-for variants, without the task ``--only`` excludes."""
     chosen = [
-        Estimator("playlista", playlista_tempo, playlista_key),
         Estimator("essentia defaults", essentia_tempo, essentia_key),
-        Estimator("librosa defaults", librosa_tempo, librosa_key),
+        Estimator("playlista before", before_tempo, before_key),
+        pipeline_estimator(),
+    ]
+    if args.librosa:
+        chosen.append(Estimator("librosa defaults", librosa_tempo, librosa_key))
+    chosen += [
+        Estimator(f"essentia method={m}", partial(before_tempo, method=m), None)
+        for m in args.tempo_method
     ]
     chosen += [
-        Estimator(f"playlista tempo_method={m}", partial(playlista_tempo, method=m), None)
-        for m in tempo_methods
+        Estimator(f"essentia key profile={p}", None, partial(before_key, profile=p))
+        for p in args.key_profile
     ]
-    chosen += [
-        Estimator(f"playlista key_profile={p}", None, partial(playlista_key, profile=p))
-        for p in key_profiles
-    ]
-    tempo, key = only in (None, "tempo"), only in (None, "key")
-    chosen = [Estimator(e.name, e.tempo if tempo else None, e.key if key else None) for e in chosen]
-    return [e for e in chosen if e.tempo or e.key]
+    tempo, key = args.only in (None, "tempo"), args.only in (None, "key")
+    return [Estimator(e.name, e.tempo if tempo else None, e.key if key else None) for e in chosen]
 
 
-def annotated(corpus: Path, only: str | None) -> list[dict[str, Any]]:
-    """Manifest entries under good/ with the annotation(s) asked for, in file order."""
-    wanted = {"tempo": {"tempo_bpm"}, "key": {"key"}, None: {"tempo_bpm", "key"}}[only]
+def corpus_entries(corpus: Path) -> list[dict[str, Any]]:
+    """The corpus's good/ files with a tempo or a key, in file order."""
     entries = json.loads((corpus / "manifest.json").read_text())
     return sorted(
         (
-            e
+            {
+                "file": e["file"],
+                "path": str(corpus / e["file"]),
+                "recording": FORMATS_GROUP if e["file"].startswith(FORMATS_GROUP) else e["file"],
+                "tempo_bpm": e["ground_truth"].get("tempo_bpm"),
+                "key": e["ground_truth"].get("key"),
+            }
             for e in entries
-            if e["file"].startswith("good/") and wanted & set(e.get("ground_truth") or {})
+            if e["file"].startswith("good/") and {"tempo_bpm", "key"} & set(e["ground_truth"] or {})
         ),
         key=lambda e: e["file"],
     )
 
 
-def load(path: Path) -> Signal:
-    decoded = decode(str(path))
-    mono = channel_mean(decoded.samples)
-    return Signal(
-        y44=features._resample(mono, sr=decoded.sr, target_sr=ESSENTIA_SR),
-        y22=features._resample(mono, sr=decoded.sr, target_sr=LIBROSA_SR),
-    )
+def evalset_entries(evalset: Path) -> list[dict[str, Any]]:
+    """The evaluation set's files, each with its kind and its half (tune or test)."""
+    entries = json.loads((evalset / "manifest.json").read_text())
+    return [
+        {
+            "file": e["file"],
+            "path": str(evalset / e["file"]),
+            "recording": e["file"],
+            "tempo_bpm": e["tempo_bpm"],
+            "key": e["key"],
+            "kind": e["kind"],
+            "split": scores.split(e["id"]),
+        }
+        for e in entries
+        if e["tempo_bpm"] or e["key"]
+    ]
 
 
-def warm_up(chosen: list[Estimator]) -> None:
-    """Run each estimator once on 4 s of clicks and a triad, so that numba's compilation and
-    essentia's first set-up are not charged to the first file."""
+def load(path: str) -> tuple[Signal, float]:
+    """The file's Signal and the CPU seconds of its front end (decoding excluded)."""
+    native, sr = read_native(path)
+    mono = channel_mean(native)
+    y44 = _resample(mono, sr, ESSENTIA_SR)
+    y22 = _resample(mono, sr, LIBROSA_SR)
+    started = time.process_time()
+    front = front_end(y=y22)
+    return Signal(y44, y22, front), time.process_time() - started
+
+
+_CHOSEN: list[Estimator] = []
+# Estimates (and their CPU seconds) of estimators whose code this repository does not change,
+# by cache_key(): kept across runs with --cache, so that a run after a change to playlista's
+# new estimators, or after more files were rendered, only computes what is new.
+_CACHE: dict[str, tuple[Any, float]] = {}
+CACHEABLE = ("essentia defaults", "playlista before")
+
+
+def _resample(y: np.ndarray, sr: float, target: float) -> np.ndarray:
+    """Float32 samples at ``target`` Hz: soxr's high quality, as the pipeline resamples."""
+    if sr == target:
+        return np.ascontiguousarray(y, dtype=np.float32)
+    return np.ascontiguousarray(soxr.resample(y, sr, target), dtype=np.float32)
+
+
+def cache_key(name: str, task: str, path: str) -> str:
+    stat = os.stat(path)
+    return f"{name}|{task}|{os.path.abspath(path)}|{stat.st_size}|{stat.st_mtime_ns}"
+
+
+def read_cache(path: Path | None) -> dict[str, tuple[Any, float]]:
+    if path is None or not path.exists():
+        return {}
+    lines = (json.loads(line) for line in path.read_text().splitlines() if line)
+    return {key: (estimate, cpu) for key, estimate, cpu in lines}
+
+
+def _start_worker(args: argparse.Namespace) -> None:
+    """Build the estimators and run each once on 4 s of clicks and a triad, so that numba's
+    compilation and essentia's first set-up are not charged to the first file."""
+    threadpool_limits(1)  # BLAS on one thread: CPU seconds are then one core's
+    _CHOSEN[:] = estimators(args)
+    _CACHE.update(read_cache(args.cache))
     t = np.arange(4 * ESSENTIA_SR) / ESSENTIA_SR
     triad = sum(np.sin(2 * np.pi * f * t) for f in (261.63, 329.63, 392.0))
     clicks = (np.mod(t, 0.5) < 0.01) * np.sin(2 * np.pi * 2000.0 * t)
     y44 = (0.1 * triad + 0.5 * clicks).astype(np.float32)
-    signal = Signal(y44, features._resample(y44, sr=ESSENTIA_SR, target_sr=LIBROSA_SR))
-    for estimator in chosen:
+    y22 = _resample(y44, ESSENTIA_SR, LIBROSA_SR)
+    signal = Signal(y44, y22, front_end(y=y22))
+    for estimator in _CHOSEN:
         for task in (estimator.tempo, estimator.key):
             if task is not None:
                 task(signal)
 
 
-def evaluate(
-    corpus: Path, entries: list[dict[str, Any]], chosen: list[Estimator]
-) -> tuple[list[dict[str, Any]], dict[str, dict[str, float]]]:
-    """Per-file estimates and scores, and the seconds each estimator spent on each task."""
-    rows = []
-    seconds: dict[str, dict[str, float]] = {e.name: {} for e in chosen}
-    for i, entry in enumerate(entries, 1):
-        print(f"[{i}/{len(entries)}] {entry['file']}", file=sys.stderr, flush=True)
-        truth = entry["ground_truth"]
-        signal = load(corpus / entry["file"])
-        row: dict[str, Any] = {"file": entry["file"], "audio_s": len(signal.y44) / ESSENTIA_SR}
-        row |= {"tempo_bpm": truth.get("tempo_bpm"), "key": truth.get("key"), "estimates": {}}
-        for estimator in chosen:
-            result: dict[str, Any] = {}
-            if row["tempo_bpm"] and estimator.tempo:
-                bpm = _timed(estimator.tempo, signal, seconds[estimator.name], "tempo")
-                level = tempo_level(bpm, row["tempo_bpm"])
-                result |= {"bpm": bpm, "level": level, "acc1": level == "x1"}
-                result |= {"acc2": level in ACC2_LEVELS, "acc2_triplet": level is not None}
-            if row["key"] and estimator.key:
-                name = _timed(estimator.key, signal, seconds[estimator.name], "key")
-                result |= {"key": name, "key_score": weighted_score(row["key"], name)}
-            if result:
-                row["estimates"][estimator.name] = result
-        rows.append(row)
-    return rows, seconds
+def evaluate(entry: dict[str, Any]) -> dict[str, Any]:
+    """One file's estimates and scores, and the CPU seconds of each estimator and task."""
+    signal, front_s = load(entry["path"])
+    row = {k: v for k, v in entry.items() if k != "path"}
+    row |= {"audio_s": len(signal.y22) / LIBROSA_SR, "front_end_s": front_s}
+    row |= {"estimates": {}, "cpu_s": {}, "fresh": []}
+    for estimator in _CHOSEN:
+        result: dict[str, Any] = {}
+        cpu: dict[str, float] = {}
+        for task, truth, score in (
+            ("tempo", entry["tempo_bpm"], scores.tempo_scores),
+            ("key", entry["key"], scores.key_scores),
+        ):
+            estimate_of = getattr(estimator, task)
+            if truth and estimate_of:
+                key = cache_key(estimator.name, task, entry["path"])
+                if key in _CACHE:
+                    estimate, cpu[task] = _CACHE[key]
+                else:
+                    started = time.process_time()
+                    estimate = estimate_of(signal)
+                    cpu[task] = time.process_time() - started
+                    if estimator.name in CACHEABLE:
+                        row["fresh"].append([key, estimate, cpu[task]])
+                result |= score(estimate, truth)
+        if result:
+            row["estimates"][estimator.name] = result
+            row["cpu_s"][estimator.name] = cpu
+    return row
 
 
-def _timed(task: Callable[[Signal], T], signal: Signal, seconds: dict[str, float], name: str) -> T:
-    started = time.perf_counter()
-    value = task(signal)
-    seconds[name] = seconds.get(name, 0.0) + time.perf_counter() - started
-    return value
+def evaluate_all(entries: list[dict[str, Any]], args: argparse.Namespace) -> list[dict[str, Any]]:
+    def progress(i: int, row: dict[str, Any]) -> dict[str, Any]:
+        print(f"[{i}/{len(entries)}] {row['file']}", file=sys.stderr, flush=True)
+        if args.cache is not None and row["fresh"]:
+            args.cache.parent.mkdir(parents=True, exist_ok=True)
+            with args.cache.open("a") as out:
+                out.writelines(json.dumps(line) + "\n" for line in row["fresh"])
+        del row["fresh"]
+        return row
+
+    if args.jobs == 1:
+        _start_worker(args)
+        return [progress(i, evaluate(e)) for i, e in enumerate(entries, 1)]
+    with ProcessPoolExecutor(args.jobs, initializer=_start_worker, initargs=(args,)) as pool:
+        return [progress(i, r) for i, r in enumerate(pool.map(evaluate, entries), 1)]
 
 
-def recording(file: str) -> str:
-    return FORMATS_GROUP if file.startswith(FORMATS_GROUP) else file
+def cpu_per_track(rows: list[dict[str, Any]], name: str, task: str) -> float | None:
+    """CPU seconds of ``name``'s ``task`` per 240 s of the audio it ran on."""
+    spent = [
+        (r["cpu_s"][name][task], r["audio_s"]) for r in rows if task in r["cpu_s"].get(name, {})
+    ]
+    if not spent:
+        return None
+    return 240.0 * sum(s for s, _ in spent) / sum(a for _, a in spent)
 
 
-def summarise(rows: list[dict[str, Any]], name: str) -> dict[str, dict[str, float | int]]:
-    """Mean of each score over files and over recordings (a group's score: its files' mean)."""
-    summary: dict[str, dict[str, float | int]] = {"files": {}, "recordings": {}}
-    for metric in ("acc1", "acc2", "acc2_triplet", "key_score"):
-        groups: dict[str, list[float]] = defaultdict(list)
-        for row in rows:
-            value = row["estimates"].get(name, {}).get(metric)
-            if value is not None:
-                groups[recording(row["file"])].append(float(value))
-        if not groups:
-            continue
-        per_file = [v for values in groups.values() for v in values]
-        per_recording = [float(np.mean(values)) for values in groups.values()]
-        count = "n_key" if metric == "key_score" else "n_tempo"
-        summary["files"] |= {metric: float(np.mean(per_file)), count: len(per_file)}
-        summary["recordings"] |= {metric: float(np.mean(per_recording)), count: len(groups)}
-    return summary
+def report(title: str, rows: list[dict[str, Any]], names: list[str]) -> dict[str, Any]:
+    """Print one set's summary table; return it with the CPU figures."""
+    summary = {name: scores.summarise(rows, name) for name in names}
+    cpu = {name: {task: cpu_per_track(rows, name, task) for task in TASKS} for name in names}
+    n_tempo = sum(bool(r["tempo_bpm"]) for r in rows)
+    n_key = sum(bool(r["key"]) for r in rows)
+    recordings = {r["recording"] for r in rows}
+    print(
+        f"{title}: {len(rows)} files ({len(recordings)} recordings), "
+        f"{n_tempo} with a tempo, {n_key} with a key"
+    )
+    lines = []
+    for name in names:
+        values = summary[name]
+        lines.append(
+            [
+                name,
+                *(_percent(values.get(m)) for m in ("acc1", "acc2", "acc2_triplet")),
+                _number(values.get("key_score")),
+                _percent(values.get("key_exact")),
+                *(_number(cpu[name][task]) for task in TASKS),
+            ]
+        )
+    header = [
+        "estimator",
+        "Acc1",
+        "Acc2",
+        "Acc2+3/2",
+        "key MIREX",
+        "key exact",
+        "tempo CPU s",
+        "key CPU s",
+    ]
+    print_table(header, lines)
+    return {"summary": summary, "cpu_s_per_4min": cpu}
+
+
+def report_kinds(rows: list[dict[str, Any]], names: list[str]) -> None:
+    kinds = sorted({r["kind"] for r in rows})
+    lines = []
+    for kind in kinds:
+        subset = [r for r in rows if r["kind"] == kind]
+        for name in names:
+            v = scores.summarise(subset, name)
+            if v:
+                lines.append(
+                    [
+                        kind if name == names[0] else "",
+                        name,
+                        str(v.get("n_tempo", "")),
+                        _percent(v.get("acc1")),
+                        _percent(v.get("acc2")),
+                        str(v.get("n_key", "")),
+                        _number(v.get("key_score")),
+                    ]
+                )
+    print("Evaluation set by kind of piece")
+    print_table(["kind", "estimator", "tempo n", "Acc1", "Acc2", "key n", "key MIREX"], lines)
+
+
+def print_misses(rows: list[dict[str, Any]], names: list[str]) -> None:
+    """Per-file estimates of the files some estimator gets wrong (Acc1 or a wrong key)."""
+    lines = []
+    for r in rows:
+        cells = [r["estimates"].get(n, {}) for n in names]
+        if r["tempo_bpm"] and any(c.get("acc1") is False for c in cells):
+            lines.append([r["file"], f"{r['tempo_bpm']:g}", *map(_tempo_cell, cells)])
+        if r["key"] and any(c.get("key_exact") is False for c in cells):
+            lines.append([r["file"], r["key"], *map(_key_cell, cells)])
+    print("Files some estimator misses (tempo: estimate and metrical level; key: estimate, score)")
+    print_table(["file", "truth", *names], lines)
 
 
 def print_table(header: list[str], rows: list[list[str]]) -> None:
@@ -307,69 +416,19 @@ def print_table(header: list[str], rows: list[list[str]]) -> None:
     print()
 
 
-def print_per_file(rows: list[dict[str, Any]], names: list[str]) -> None:
-    tempo_names = [n for n in names if any("bpm" in r["estimates"].get(n, {}) for r in rows)]
-    key_names = [n for n in names if any("key" in r["estimates"].get(n, {}) for r in rows)]
-    if tempo_names:
-        print("Tempo: estimate in BPM and the metrical level it matches within 4 %")
-        print("(x1 = Accuracy1; x2 x1/2 x3 x1/3 = Accuracy2; x2/3 x3/2 = triplet only; - = miss)")
-        _print_task(rows, tempo_names, "bpm", lambda r: f"{r['tempo_bpm']:g}", _tempo_cell)
-    if key_names:
-        print("Key: estimate and MIREX weighted score (librosa has no key estimator: its column")
-        print("is the naive baseline, mean chroma_cqt against the Krumhansl-Kessler profiles)")
-        _print_task(rows, key_names, "key", lambda r: r["key"], _key_cell)
-
-
-def _print_task(
-    rows: list[dict[str, Any]],
-    names: list[str],
-    field: str,
-    truth: Callable[[dict[str, Any]], str],
-    cell: Callable[[dict[str, Any]], str],
-) -> None:
-    lines = []
-    for r in rows:
-        cells = [r["estimates"].get(n, {}) for n in names]
-        if any(field in c for c in cells):
-            lines.append([r["file"], truth(r), *map(cell, cells)])
-    print_table(["file", "truth", *names], lines)
-
-
 def _tempo_cell(result: dict[str, Any]) -> str:
-    if "bpm" not in result:
+    if "level" not in result:
         return ""
     bpm = "none" if result["bpm"] is None else f"{result['bpm']:.1f}"
     return f"{bpm} {result['level'] or '-'}"
 
 
 def _key_cell(result: dict[str, Any]) -> str:
-    return f"{result['key']} {result['key_score']:.1f}" if "key" in result else ""
+    return f"{result['key']} {result['key_score']:.1f}" if "key_score" in result else ""
 
 
-def print_summary(summary: dict[str, Any], seconds: dict[str, dict[str, float]]) -> None:
-    print("Summary: Accuracy1, Accuracy2, Accuracy2 also at x2/3 and x3/2, mean key score;")
-    print("totals over files, and over recordings (good/formats/ as one, its files' mean)")
-    lines = []
-    for name, scopes in summary.items():
-        for scope, values in scopes.items():
-            tempo_n = f"{values['n_tempo']} {scope}" if "n_tempo" in values else ""
-            key_n = f"{values['n_key']} {scope}" if "n_key" in values else ""
-            cells = [_percent(values.get(m)) for m in ("acc1", "acc2", "acc2_triplet")]
-            key = "" if values.get("key_score") is None else f"{values['key_score']:.2f}"
-            lines.append([name if scope == "files" else "", tempo_n, *cells, key_n, key])
-    print_table(["estimator", "tempo over", "Acc1", "Acc2", "Acc2+3/2", "key over", "key"], lines)
-    print("Seconds per estimator (decoding and resampling excluded; the machine may be shared)")
-    print_table(
-        ["estimator", "tempo s", "key s"],
-        [
-            [name, *(_seconds(s.get(task)) for task in ("tempo", "key"))]
-            for name, s in seconds.items()
-        ],
-    )
-
-
-def _seconds(value: float | None) -> str:
-    return "" if value is None else f"{value:.1f}"
+def _number(value: float | None) -> str:
+    return "" if value is None else f"{value:.3f}"
 
 
 def _percent(value: float | None) -> str:
@@ -394,34 +453,74 @@ def machine() -> dict[str, Any]:
     }
 
 
-def main() -> None:
+def parse_args() -> argparse.Namespace:
+    here = Path(__file__).parent
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--corpus", type=Path, default=Path(__file__).parents[2] / "shared/corpus")
+    parser.add_argument("--corpus", type=Path, default=here.parents[1] / "shared/corpus")
+    parser.add_argument("--evalset", type=Path, help="the folder make bench-evalset filled")
+    parser.add_argument("--jobs", type=int, default=1, help="files analysed in parallel")
+    parser.add_argument("--json", type=Path, default=here / "results" / "accuracy.json")
     parser.add_argument(
-        "--json", type=Path, default=Path(__file__).parent / "results" / "accuracy.json"
+        "--cache", type=Path, help="a file of essentia's estimates (defaults and before), reused"
     )
-    parser.add_argument("--only", choices=("tempo", "key"), help="score one task only")
     parser.add_argument(
-        "--tempo-method", action="append", default=[], choices=TEMPO_METHODS,
-        help=f"also run playlista's tempo with this method (playlista's: {TEMPO_METHOD})",
-    )  # fmt: skip
+        "--shard",
+        default="0/1",
+        help="K/N: evaluate every N-th file from the K-th (fills --cache"
+        " from several processes; the tables then cover that share only)",
+    )
+    parser.add_argument("--only", choices=TASKS, help="score one task only")
+    parser.add_argument("--librosa", action="store_true", help="add librosa's defaults")
     parser.add_argument(
-        "--key-profile", action="append", default=[], choices=KEY_PROFILES,
-        help=f"also run playlista's key with this profile (playlista's: {KEY_PROFILE})",
-    )  # fmt: skip
-    args = parser.parse_args()
+        "--tempo-method",
+        action="append",
+        default=[],
+        choices=TEMPO_METHODS,
+        help="also run essentia's RhythmExtractor2013 with this method",
+    )
+    parser.add_argument(
+        "--key-profile",
+        action="append",
+        default=[],
+        choices=KEY_PROFILES,
+        help="also run essentia's KeyExtractor with this profile",
+    )
+    return parser.parse_args()
+
+
+def main() -> None:
+    args = parse_args()
     info = machine()
-    chosen = estimators(args.tempo_method, args.key_profile, args.only)
-    entries = annotated(args.corpus, args.only)
-    warm_up(chosen)
-    rows, seconds = evaluate(args.corpus, entries, chosen)
-    names = [e.name for e in chosen]
-    summary = {name: summarise(rows, name) for name in names}
-    print_per_file(rows, names)
-    print_summary(summary, seconds)
+    names = [e.name for e in estimators(args) if e.tempo or e.key]
+    sets = {"corpus": corpus_entries(args.corpus)}
+    if args.evalset:
+        sets["evalset"] = evalset_entries(args.evalset)
+    k, n = (int(x) for x in args.shard.split("/"))
+    sets = {name: entries[k::n] for name, entries in sets.items()}
+    rows = evaluate_all([e for entries in sets.values() for e in entries], args)
+    n_corpus = len(sets["corpus"])
+    by_set = {"corpus": rows[:n_corpus], **({"evalset": rows[n_corpus:]} if args.evalset else {})}
+    result: dict[str, Any] = {"machine": info, "sets": {}}
+    print_misses(by_set["corpus"], names)
+    result["sets"]["corpus"] = report("Corpus", by_set["corpus"], names)
+    if args.evalset:
+        evalset = by_set["evalset"]
+        report_kinds(evalset, names)
+        result["sets"]["evalset"] = report("Evaluation set", evalset, names)
+        for half in ("tune", "test"):
+            subset = [r for r in evalset if r["split"] == half]
+            result["sets"][f"evalset_{half}"] = report(
+                f"Evaluation set, {half} half", subset, names
+            )
+    front = [r["front_end_s"] / r["audio_s"] * 240 for r in rows]
+    print(
+        f"Shared front end (STFT, mel, onset envelope): {np.median(front):.3f} CPU s per "
+        "4-minute track (median over files), not charged to any estimator"
+    )
+    result["front_end_cpu_s_per_4min"] = float(np.median(front))
+    result["files"] = by_set
     args.json.parent.mkdir(parents=True, exist_ok=True)
-    result = {"machine": info, "files": rows, "summary": summary, "estimator_s": seconds}
-    args.json.write_text(json.dumps(result, indent=2))
+    args.json.write_text(json.dumps(result, indent=1))
     print(f"wrote {args.json}")
 
 

@@ -102,6 +102,25 @@ def decode(path: str, *, min_seconds: float = 1.0, max_seconds: float = 0.0) -> 
     return decoded
 
 
+def read_native(path: str) -> tuple[np.ndarray, int]:
+    """The whole of ``path`` at its own rate [shape=(channels, n)], float32, and that rate.
+
+    The same decoders as :func:`decode`, without the preparation: for benchmarks and tests
+    that need the original signal. Raises what :func:`decode` raises.
+    """
+    errors: list[str] = []
+    for name, reader in (("ffmpeg", _ffmpeg_blocks), ("soundfile", _soundfile_blocks)):
+        try:
+            with reader(path) as (stream, blocks):
+                parts = [block.copy() for block in blocks]
+        except _Unreadable as exc:
+            errors.append(f"{name}: {exc}")
+            continue
+        if parts:
+            return np.concatenate(parts, axis=1), stream.sr
+    raise DecodeError(path, f"audio could not be decoded ({'; '.join(errors)})")
+
+
 class _Unreadable(Exception):
     """This decoder cannot read the file; another may."""
 

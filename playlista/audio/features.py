@@ -27,10 +27,10 @@ import numpy as np
 import scipy.fft
 import soxr
 
-from playlista.audio import bs1770, frontend, hpcp
-from playlista.audio.frontend import OnsetFunctions
+from playlista.audio import bs1770, frontend, rhythm, tonal
+from playlista.audio.frontend import FrontEnd, OnsetFunctions
 from playlista.audio.prepare import ANALYSIS_SR, Decoded, channel_mean, loudness_channels
-from playlista.audio.sources import BEAT_TOLERANCE, KEY_PROFILE, N_MFCC, ROLL_PERCENT
+from playlista.audio.sources import N_MFCC, ROLL_PERCENT
 from playlista.errors import InvalidInputError
 from playlista.records import Features
 
@@ -41,18 +41,13 @@ N_FFT = frontend.N_FFT
 HOP_LENGTH = frontend.HOP_LENGTH
 N_MELS = 128
 MIN_SECONDS = 1.0
-MIN_BPM, MAX_BPM = 40, 208  # RhythmExtractor2013's own search range
-# Below this RMS the estimators report arbitrary values (a beat tracker finds 738 BPM in
-# digital silence, a key profile says A minor), so they are not asked.
+# Below this RMS the estimators report arbitrary values (essentia's beat tracker found 738 BPM
+# in digital silence, a key profile says A minor), so they are not asked.
 SILENCE_RMS = 10 ** (-80 / 20)
-KEY_FRAME_STEP = 4  # KeyExtractor's 4096-sample hop at 44.1 kHz: every 4th 512-sample frame
 TUNING_FRAME_STEP = 8  # every 8th frame estimates the tuning as well as all of them
 # Danceability's detrended fluctuation analysis: segment lengths from 310 ms to 8.8 s,
 # each 10 % longer than the last (essentia's Danceability defaults).
 DFA_MIN_MS, DFA_MAX_MS, DFA_STEP = 310.0, 8800.0, 1.1
-# RhythmExtractor2013 averages the beat-interval tempi within this many BPM of the most
-# common one.
-_BPM_AGREEMENT = 5.0
 
 _Family = tuple[dict[str, Any], list[str]]  # a family's Features fields and warnings
 _PITCH_CLASSES = {"C": 0, "D": 2, "E": 4, "F": 5, "G": 7, "A": 9, "B": 11}
@@ -81,7 +76,7 @@ def extract_features(
     file's, and a warning says what came from excerpts). A family that fails on numeric
     grounds (silent or degenerate input, an essentia ``RuntimeError``, a non-finite result)
     leaves its fields ``None`` and adds a line to ``Features.warnings``; the others still run.
-    The timings are keyed ``features.<family>``; ``features.spectrogram`` and
+    The timings are keyed ``features.<family>``; ``features.front_end`` and
     ``features.onsets`` are the shared front end. ``clock`` times them: wall time by default,
     ``time.process_time`` for CPU time.
     """
@@ -89,7 +84,6 @@ def extract_features(
     if decoded.sr != SR:
         raise InvalidInputError(f"decoded samples must be at {SR} Hz, got {decoded.sr}")
     spent: dict[str, float] = {}
-    shared: dict[str, Any] = {}
 
     def timed(name: str, compute: Callable[[], Any]) -> Any:
         started = clock()
@@ -103,6 +97,8 @@ def extract_features(
         _require_sound(y)
         return y
 
+    front: FrontEnd = timed("front_end", lambda: frontend.front_end(y=y))
+    onsets: OnsetFunctions = timed("onsets", lambda: frontend.onset_functions(y=y))
     families: dict[str, Callable[[], _Family]] = {
         "loudness": lambda: _loudness_fields(decoded),
         "energy": lambda: ({"energy": _finite(decoded.energy, "energy")}, []),
@@ -110,20 +106,14 @@ def extract_features(
             {"danceability": danceability(envelope=decoded.envelope)},
             [],
         ),
-        "spectral": lambda: (_spectral_fields(y, shared["S"]), []),
-        "key": lambda: (_key_fields(sound(), shared["S"]), []),
-        "tempo": lambda: (_tempo_fields(sound(), shared["onsets"]), []),
+        "spectral": lambda: (_spectral_fields(sound(), front), []),
+        "key": lambda: (_key_fields(sound(), front), []),
+        "tempo": lambda: (_tempo_fields(sound(), front), []),
         "onset_rate": lambda: (
-            {"onset_rate": onset_rate(onsets=shared["onsets"], seconds=y.size / SR)},
+            {"onset_rate": onset_rate(onsets=onsets, seconds=y.size / SR)},
             [],
         ),
     }
-    front_end: dict[str, Callable[[], Any]] = {
-        "spectrogram": lambda: frontend.magnitude_spectrogram(y=y),
-        "onsets": lambda: frontend.onset_functions(y=y),
-    }
-    shared["S"] = timed("spectrogram", front_end["spectrogram"])
-    shared["onsets"] = timed("onsets", front_end["onsets"])
     values: dict[str, Any] = {}
     warnings: list[str] = [note] if (note := decoded.note()) else []
     for family, compute in families.items():
@@ -142,37 +132,20 @@ def extract_features(
 
 
 def tempo(
-    *, y: np.ndarray | None = None, sr: float = SR, onsets: OnsetFunctions | None = None
+    *, y: np.ndarray | None = None, sr: float = SR, front: FrontEnd | None = None
 ) -> tuple[float, float]:
-    """Tempo of mono ``y`` [shape=(n,)], or of its ``onsets``, and how steadily it was held.
+    """Tempo of mono ``y`` [shape=(n,)], or of its front end, and how sure the choice is.
 
-    essentia's ``TempoTapDegara`` tracks beats on the complex-domain onset detection function;
-    the tempo is RhythmExtractor2013's: the mean of the beat-interval tempi within 5 BPM of the
-    most common one. Returns ``bpm`` in [40, 208] and ``confidence`` in [0, 1], the share of
-    beat intervals within 5 % of ``60 / bpm``: 1.0 on a click track, 0.7-1.0 on steadily
-    played music, 0.2-0.55 on noise or free-tempo music.
+    :func:`playlista.audio.rhythm.tempo`: the onset envelope's periodicities, each at its
+    double, half, 3/2 and 2/3, scored on the evidence that separates metrical levels. Returns
+    ``bpm`` in [40, 240] and ``confidence`` in [0, 1]: near 1 on a click track, near 0 on noise.
     """
-    if onsets is None:
+    if front is None:
         y = _analysis_input(y, sr=sr)
         _require_sound(y)
-        onsets = frontend.onset_functions(y=y)
-    ticks = np.asarray(
-        es.TempoTapDegara(
-            sampleRateODF=onsets.frame_rate, resample="none", minTempo=MIN_BPM, maxTempo=MAX_BPM
-        )(essentia.array(onsets.complex))
-    )
-    if ticks.size < 4:
-        raise InvalidInputError(f"no beat found ({ticks.size} beats)")
-    intervals = np.diff(ticks)
-    estimates = 60.0 / intervals[intervals > 0]
-    common = 2.0 * np.argmax(np.bincount((estimates / 2.0).astype(np.intp)))
-    agreeing = estimates[np.abs(common - estimates) < _BPM_AGREEMENT]
-    bpm = float(agreeing.mean()) if agreeing.size else float(common)
-    if not MIN_BPM <= bpm <= MAX_BPM:
-        raise InvalidInputError(f"no beat found ({ticks.size} beats at {bpm:.1f} BPM)")
-    period = 60.0 / bpm
-    confidence = np.mean(np.abs(intervals - period) <= BEAT_TOLERANCE * period)
-    return bpm, float(confidence)
+        front = frontend.front_end(y=y)
+    estimate = rhythm.tempo(onset_envelope=front.onset_envelope, mel=front.mel)
+    return _finite(estimate.bpm, "tempo"), _finite(estimate.confidence, "tempo confidence")
 
 
 def onset_rate(
@@ -288,38 +261,17 @@ def key(
 ) -> tuple[str, str, float]:
     """Key, mode and key strength of mono ``y`` [shape=(n,)], or of its spectrogram ``S``.
 
-    ``S`` [shape=(t, 1025)] is :func:`playlista.audio.frontend.magnitude_spectrogram` of the
-    signal at 22.05 kHz. essentia's ``KeyExtractor`` (profile ``bgate``), on its own frame
-    grid (every 4th frame: 93-ms frames, 93 ms apart): the mean harmonic pitch-class profile
-    of the frames (:mod:`playlista.audio.hpcp`), gated at 0.2 of its peak, correlated with
-    each key's profile. Returns the tonic as essentia spells it (C, C#, D, Eb, E, F, F#, G, Ab,
-    A, Bb, B), 'major' or 'minor', and a strength in (0, 1].
+    ``S`` [shape=(1025, t)] is the front end's magnitude spectrogram at 22.05 kHz.
+    :func:`playlista.audio.tonal.key`: treble and bass pitch-class profiles scored against the
+    24 key profiles. Returns the tonic as essentia spells it (C, C#, D, Eb, E, F, F#, G, Ab, A,
+    Bb, B), 'major' or 'minor', and a strength in [0, 1].
     """
     if S is None:
-        S = frontend.magnitude_spectrogram(y=_analysis_input(y, sr=sr))
-    frames = S[::KEY_FRAME_STEP]
-    # essentia normalises its window to an area of 2; the spectrogram's Hann window is not.
-    profile = hpcp.hpcp(S=frames * np.float32(2.0 / (N_FFT / 2)), sr=SR).mean(axis=0)
-    if not profile.max() > 0:
-        raise InvalidInputError("no tonal content: no spectral peaks between 25 Hz and 3.5 kHz")
-    profile = profile / profile.max()
-    profile[profile < 0.2] = 0.0
-    tonic, mode, strength, _ = _key_algorithm()(essentia.array(profile))
-    if not strength > 0:
+        S = frontend.front_end(y=_analysis_input(y, sr=sr)).S
+    estimate = tonal.key(S=S)
+    if not estimate.strength > 0:
         raise InvalidInputError("no tonal content: key strength is 0")
-    return str(tonic), str(mode), float(strength)
-
-
-@cache
-def _key_algorithm() -> Any:
-    return es.Key(
-        profileType=KEY_PROFILE,
-        usePolyphony=False,
-        useThreeChords=False,
-        numHarmonics=4,
-        slope=0.6,
-        pcpSize=hpcp.SIZE,
-    )
+    return estimate.tonic, estimate.mode, float(estimate.strength)
 
 
 def camelot(*, key: str, mode: str) -> str:
@@ -376,7 +328,11 @@ def energy(*, y: np.ndarray) -> float:
 
 
 def spectral(
-    *, y: np.ndarray | None = None, sr: float = SR, S: np.ndarray | None = None
+    *,
+    y: np.ndarray | None = None,
+    sr: float = SR,
+    S: np.ndarray | None = None,
+    mel_db: np.ndarray | None = None,
 ) -> SpectralFeatures:
     """Frame averages of librosa's spectral descriptors, MFCC and chroma from one spectrogram.
 
@@ -387,9 +343,11 @@ def spectral(
         zero-crossing rate (None without them), and for ``S`` when ``S`` is not given.
     sr : int > 0
         Sampling rate of ``y`` in Hz.
-    S : np.ndarray [shape=(t, 1 + n_fft // 2)] or None
-        Magnitude spectrogram at 22.05 kHz, one row per frame
-        (:func:`playlista.audio.frontend.magnitude_spectrogram`, n_fft=2048, hop 512).
+    S : np.ndarray [shape=(1 + n_fft // 2, t)] or None
+        Magnitude spectrogram at 22.05 kHz (n_fft=2048, hop 512), as the front end
+        (:func:`playlista.audio.frontend.front_end`) or ``librosa.stft`` gives it.
+    mel_db : np.ndarray [shape=(128, t)] or None
+        The front end's log-mel spectrogram of ``S``; computed from ``S`` if not given.
 
     Returns
     -------
@@ -406,16 +364,18 @@ def spectral(
     if S is None:
         if y is None:
             raise InvalidInputError("spectral() needs y or S")
-        S = frontend.magnitude_spectrogram(y=y)
-    S = _checked_spectrogram(S)
-    n_fft = 2 * (S.shape[1] - 1)
-    freqs = np.arange(S.shape[1], dtype=np.float64) * (SR / n_fft)
-    shape = np.empty((S.shape[0], 4))
-    _frame_shape(S, freqs, ROLL_PERCENT, shape)
+        front = frontend.front_end(y=y)
+        S, mel_db = front.S, front.mel_db
+    frames = np.ascontiguousarray(_checked_spectrogram(S).T)  # one row per frame
+    n_fft = 2 * (frames.shape[1] - 1)
+    freqs = np.arange(frames.shape[1], dtype=np.float64) * (SR / n_fft)
+    shape = np.empty((frames.shape[0], 4))
+    _frame_shape(frames, freqs, ROLL_PERCENT, shape)
     centroid, bandwidth, rolloff, flatness = shape.T
-    power = np.square(S)
-    mel = _mel_bands(power, n_fft)  # (t, 128)
-    mfcc = scipy.fft.dct(_power_to_db(mel), axis=1, type=2, norm="ortho")[:, :N_MFCC]
+    power = np.square(frames)
+    if mel_db is None:
+        mel_db = frontend.power_to_db(power @ frontend.mel_basis(n_fft).T).T
+    mfcc = scipy.fft.dct(mel_db, axis=0, type=2, norm="ortho")[:N_MFCC]  # (13, t)
     tuning = estimate_tuning(power=power[::TUNING_FRAME_STEP], n_fft=n_fft)
     chroma = power @ _chroma_basis(n_fft, round(float(tuning), 2)).T  # (t, 12)
     peak = chroma.max(axis=1, keepdims=True)
@@ -429,8 +389,8 @@ def spectral(
         flatness=_finite(flatness.mean(), "spectral flatness"),
         bandwidth_hz=_finite(bandwidth.mean(), "spectral bandwidth"),
         zero_crossing_rate=zcr,
-        mfcc_mean=_finite(mfcc.mean(axis=0), "MFCC mean"),
-        mfcc_std=_finite(mfcc.std(axis=0), "MFCC std"),
+        mfcc_mean=_finite(mfcc.mean(axis=1), "MFCC mean"),
+        mfcc_std=_finite(mfcc.std(axis=1), "MFCC std"),
         chroma_mean=_finite(chroma.mean(axis=0), "chroma mean"),
     )
 
@@ -561,48 +521,6 @@ def _frame_shape(
         out[i, 3] = np.exp(log_sum / bins) / (power_sum / bins)
 
 
-def _mel_bands(power: np.ndarray, n_fft: int) -> np.ndarray:
-    """``librosa.feature.melspectrogram(S=power)`` [shape=(t, 128)], over each band's bins only."""
-    basis = _mel_basis(n_fft)
-    lo, hi = _mel_support(n_fft)
-    out = np.empty((power.shape[0], basis.shape[0]), np.float32)
-    _banded_product(power, basis, lo, hi, out)
-    return out
-
-
-@cache
-def _mel_support(n_fft: int) -> tuple[np.ndarray, np.ndarray]:
-    """The first and one-past-last bin of each mel band's triangle."""
-    nonzero = _mel_basis(n_fft) > 0
-    lo = np.argmax(nonzero, axis=1)
-    hi = nonzero.shape[1] - np.argmax(nonzero[:, ::-1], axis=1)
-    return lo.astype(np.int64), np.where(nonzero.any(axis=1), hi, lo).astype(np.int64)
-
-
-@numba.njit(cache=True, nogil=True)
-def _banded_product(
-    power: np.ndarray, basis: np.ndarray, lo: np.ndarray, hi: np.ndarray, out: np.ndarray
-) -> None:  # pragma: no cover - compiled
-    """``out = power @ basis.T`` where row ``b`` of ``basis`` is zero outside [lo[b], hi[b])."""
-    for i in range(power.shape[0]):
-        for band in range(basis.shape[0]):
-            acc = np.float32(0.0)
-            for k in range(lo[band], hi[band]):
-                acc += basis[band, k] * power[i, k]
-            out[i, band] = acc
-
-
-def _power_to_db(mel: np.ndarray) -> np.ndarray:
-    """``librosa.power_to_db(mel)``: 10 log10, floored at 1e-10 and at 80 dB below the peak."""
-    db = 10.0 * np.log10(np.maximum(mel, 1e-10))
-    return np.maximum(db, db.max() - 80.0)
-
-
-@cache
-def _mel_basis(n_fft: int) -> np.ndarray:
-    return librosa.filters.mel(sr=SR, n_fft=n_fft, n_mels=N_MELS).astype(np.float32)
-
-
 @cache
 def _chroma_basis(n_fft: int, tuning: float) -> np.ndarray:
     return librosa.filters.chroma(sr=SR, n_fft=n_fft, tuning=tuning, n_chroma=12).astype(np.float32)
@@ -628,21 +546,21 @@ def warm_up() -> float:
     return time.perf_counter() - start
 
 
-def _tempo_fields(y: np.ndarray, onsets: OnsetFunctions) -> dict[str, Any]:
+def _tempo_fields(y: np.ndarray, front: FrontEnd) -> dict[str, Any]:
     del y  # silence was checked by the caller
-    bpm, confidence = tempo(onsets=onsets)
+    bpm, confidence = tempo(front=front)
     return {"bpm": bpm, "bpm_confidence": confidence}
 
 
-def _key_fields(y: np.ndarray, S: np.ndarray) -> dict[str, Any]:
+def _key_fields(y: np.ndarray, front: FrontEnd) -> dict[str, Any]:
     del y
-    tonic, mode, strength = key(S=S)
+    tonic, mode, strength = key(S=front.S)
     camelot_code = camelot(key=tonic, mode=mode)
     return {"key": tonic, "mode": mode, "key_strength": strength, "camelot": camelot_code}
 
 
-def _spectral_fields(y: np.ndarray, S: np.ndarray) -> dict[str, Any]:
-    s = spectral(y=y, S=S)
+def _spectral_fields(y: np.ndarray, front: FrontEnd) -> dict[str, Any]:
+    s = spectral(y=y, S=front.S, mel_db=front.mel_db)
     return {
         "spectral_centroid_hz": s.centroid_hz,
         "spectral_rolloff_hz": s.rolloff_hz,

@@ -1,17 +1,20 @@
 """The time-frequency front end every descriptor shares: two STFTs of the mono analysis signal.
 
 One magnitude spectrogram (2048-point frames every 512 samples at 22.05 kHz, as
-``librosa.stft`` computes them) feeds the spectral shape, the mel bands and MFCC, chroma and the
-key's pitch-class profile. One finer complex spectrogram (512-point frames every 256 samples,
-86 frames a second: the time grid essentia's onset detectors were designed on) gives the onset
-detection functions that tempo and the onset rate use. Both are computed one block of frames at
-a time into preallocated arrays, in float32.
+``librosa.stft`` computes them), its 128-band mel power and log-mel, and the onset envelope of
+that (:class:`FrontEnd`) feed the spectral shape, MFCC, chroma, the key and the tempo. One finer
+complex spectrogram (512-point frames every 256 samples, 86 frames a second: the time grid
+essentia's onset detectors were designed on) gives the onset detection functions the onset
+rate counts. Both are computed one block of frames at a time into preallocated arrays, in
+float32.
 """
 
 from __future__ import annotations
 
+from functools import cache
 from typing import NamedTuple
 
+import librosa
 import numba
 import numpy as np
 import scipy.fft
@@ -22,9 +25,25 @@ from playlista.errors import InvalidInputError
 SR = 22050
 N_FFT = 2048
 HOP_LENGTH = 512
+N_MELS = 128
+FRAME_RATE = SR / HOP_LENGTH  # 43.07 frames per second
 ONSET_N_FFT = 512
 ONSET_HOP = 256
 FRAME_BLOCK = 512  # frames per FFT call: a few MB of temporaries, reused
+
+
+class FrontEnd(NamedTuple):
+    """The shared arrays of one mono 22.05 kHz signal; ``t`` is the number of STFT frames.
+
+    The spectrograms are in librosa's layout, one column per frame, and frame-major in memory
+    (``S.T`` is C-contiguous), which is how the frame-wise descriptors read them.
+    """
+
+    y: np.ndarray  # shape (n,), float32
+    S: np.ndarray  # shape (1025, t): |STFT|, n_fft 2048, hop 512, Hann, centred
+    mel: np.ndarray  # shape (128, t): mel power, mel_basis() @ S**2
+    mel_db: np.ndarray  # shape (128, t): librosa.power_to_db(mel)
+    onset_envelope: np.ndarray  # shape (t,): librosa.onset.onset_strength(S=mel_db)
 
 
 class OnsetFunctions(NamedTuple):
@@ -39,6 +58,44 @@ class OnsetFunctions(NamedTuple):
     hfc: np.ndarray
     complex: np.ndarray
     frame_rate: float
+
+
+def front_end(*, y: np.ndarray, sr: int = SR) -> FrontEnd:
+    """The front end of mono float ``y`` [shape=(n,)] sampled at 22.05 kHz."""
+    if sr != SR:
+        raise InvalidInputError(f"the front end is defined at {SR} Hz, got sr={sr!r}")
+    if not isinstance(y, np.ndarray) or y.ndim != 1 or not np.issubdtype(y.dtype, np.floating):
+        raise InvalidInputError("y must be a float numpy array of shape (n,)")
+    if y.size < N_FFT or not np.isfinite(y).all():
+        raise InvalidInputError("y is shorter than one frame or holds NaN or infinite samples")
+    y = np.ascontiguousarray(y, dtype=np.float32)
+    frames = magnitude_spectrogram(y=y)  # (t, 1025)
+    mel = _mel_bands(np.square(frames))  # (t, 128)
+    mel_db = power_to_db(mel)
+    return FrontEnd(y, frames.T, mel.T, mel_db.T, onset_envelope(mel_db=mel_db.T))
+
+
+def power_to_db(power: np.ndarray) -> np.ndarray:
+    """``librosa.power_to_db(power)``: 10 log10, floored at 1e-10 and at 80 dB below the peak."""
+    db = 10.0 * np.log10(np.maximum(power, np.float32(1e-10)))
+    return np.maximum(db, db.max() - np.float32(80.0))
+
+
+def onset_envelope(*, mel_db: np.ndarray) -> np.ndarray:
+    """``librosa.onset.onset_strength(S=mel_db)`` [shape=(t,)] of log-mel ``mel_db`` [(128, t)].
+
+    The mean over bands of the rise from one frame to the next, delayed by three frames (one
+    for the difference, two for centred 2048-point frames), as librosa aligns it.
+    """
+    rise = np.maximum(mel_db.T[1:] - mel_db.T[:-1], np.float32(0)).mean(axis=1)
+    delay = 1 + N_FFT // (2 * HOP_LENGTH)
+    return np.concatenate([np.zeros(delay, np.float32), rise])[: mel_db.shape[1]].astype(np.float32)
+
+
+@cache
+def mel_basis(n_fft: int = N_FFT) -> np.ndarray:
+    """librosa's 128-band mel filter bank [shape=(128, 1 + n_fft // 2)], float32."""
+    return librosa.filters.mel(sr=SR, n_fft=n_fft, n_mels=N_MELS).astype(np.float32)
 
 
 def magnitude_spectrogram(
@@ -115,6 +172,37 @@ def _onset_kernel(
             previous[0, k] = a0
         hfc[i] = h * bin_hz
         distance[i] = d
+
+
+def _mel_bands(power: np.ndarray, n_fft: int = N_FFT) -> np.ndarray:
+    """``librosa.feature.melspectrogram(S=power)`` [shape=(t, 128)], over each band's bins only."""
+    basis = mel_basis(n_fft)
+    lo, hi = _mel_support(n_fft)
+    out = np.empty((power.shape[0], basis.shape[0]), np.float32)
+    _banded_product(power, basis, lo, hi, out)
+    return out
+
+
+@cache
+def _mel_support(n_fft: int) -> tuple[np.ndarray, np.ndarray]:
+    """The first and one-past-last bin of each mel band's triangle."""
+    nonzero = mel_basis(n_fft) > 0
+    lo = np.argmax(nonzero, axis=1)
+    hi = nonzero.shape[1] - np.argmax(nonzero[:, ::-1], axis=1)
+    return lo.astype(np.int64), np.where(nonzero.any(axis=1), hi, lo).astype(np.int64)
+
+
+@numba.njit(cache=True, nogil=True)
+def _banded_product(
+    power: np.ndarray, basis: np.ndarray, lo: np.ndarray, hi: np.ndarray, out: np.ndarray
+) -> None:  # pragma: no cover - compiled
+    """``out = power @ basis.T`` where row ``b`` of ``basis`` is zero outside [lo[b], hi[b])."""
+    for i in range(power.shape[0]):
+        for band in range(basis.shape[0]):
+            acc = np.float32(0.0)
+            for k in range(lo[band], hi[band]):
+                acc += basis[band, k] * power[i, k]
+            out[i, band] = acc
 
 
 def _checked(y: object) -> np.ndarray:

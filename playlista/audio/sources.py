@@ -8,22 +8,20 @@ from __future__ import annotations
 
 N_MFCC = 13
 ROLL_PERCENT = 0.85
-BEAT_TOLERANCE = 0.05
-# bgate named all four annotated corpus keys and both synthetic triads (as did five others);
-# it is essentia's default and was fitted to popular and electronic music, which fits a library.
-KEY_PROFILE = "bgate"
 
 FEATURE_SOURCES: dict[str, str] = {
     "bpm": (
-        "essentia TempoTapDegara on the complex-domain onset function (86 frames/s, 22.05 kHz); "
-        "RhythmExtractor2013's tempo of its beats"
+        "playlista.audio.rhythm: onset-envelope periodicities at five metrical levels, "
+        "scored on the evidence that separates them (22.05 kHz log-mel onset envelope)"
     ),
     "bpm_confidence": (
-        f"share of the TempoTapDegara beat intervals within {BEAT_TOLERANCE:.0%} of 60/bpm"
+        "playlista.audio.rhythm: the chosen level's share of the scores times the envelope's "
+        "autocorrelation at its period (0-1)"
     ),
     **dict.fromkeys(
         ("key", "mode", "key_strength"),
-        f"essentia Key(profileType={KEY_PROFILE}) of KeyExtractor's HPCP (playlista.audio.hpcp)",
+        "playlista.audio.tonal: treble and bass pitch-class profiles against the mean of the "
+        "Krumhansl-Kessler and Temperley key profiles",
     ),
     "camelot": "playlista camelot() of the key and mode",
     "loudness_lufs": "playlista ITU-R BS.1770-4 integrated loudness (EBU R 128), gated",
