@@ -69,9 +69,17 @@ class MusiCNN:
     """One pretrained MusiCNN, built once and reused: ``MusiCNN.load("MSD_musicnn")``."""
 
     def __init__(
-        self, name: ModelName, weights: Mapping[str, np.ndarray], *, source: str = ""
+        self,
+        name: ModelName,
+        weights: Mapping[str, np.ndarray],
+        *,
+        source: str = "",
+        jit_compile: bool = False,
     ) -> None:
-        """Build the network on ``weights``, which must hold exactly :data:`WEIGHT_SHAPES`."""
+        """Build the network on ``weights``, which must hold exactly :data:`WEIGHT_SHAPES`.
+
+        ``jit_compile`` compiles it with XLA.
+        """
         check_name(name)
         check_weights(weights, source=source or name)
         self.name = name
@@ -80,13 +88,17 @@ class MusiCNN:
         self._run = tf.function(
             lambda x: _forward(constants, x),
             input_signature=[tf.TensorSpec((None, PATCH_FRAMES, N_MELS), tf.float32)],
+            jit_compile=jit_compile,
         )
         self._run.get_concrete_function()  # trace now, not on the first patch
 
     @classmethod
-    def load(cls, name: ModelName, *, path: str | Path | None = None) -> MusiCNN:
+    def load(
+        cls, name: ModelName, *, path: str | Path | None = None, jit_compile: bool = False
+    ) -> MusiCNN:
         """The model ``name`` on its shipped weights, or on the npz file ``path`` instead."""
-        return cls(name, read_weights(name, path=path), source=str(path or name))
+        weights = read_weights(name, path=path)
+        return cls(name, weights, source=str(path or name), jit_compile=jit_compile)
 
     def predict(self, patches: np.ndarray, *, batch_size: int = 1) -> tuple[np.ndarray, np.ndarray]:
         """Tag probabilities [shape=(n, 50)] and embeddings [shape=(n, 200)] of ``patches``.
