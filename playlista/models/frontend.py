@@ -86,22 +86,26 @@ def patch_start(k: int) -> int:
     return k * PATCH_FRAMES * HOP - N_FFT // 2
 
 
-def log_mel_patch(*, y: np.ndarray, sr: int) -> np.ndarray:
-    """One patch [shape=(187, 96)] from the :data:`PATCH_SPAN` samples ``y`` that it reads.
+def log_mel_stretches(*, y: np.ndarray, sr: int) -> np.ndarray:
+    """Patches [shape=(k, 187, 96)] from the stretches ``y`` [shape=(k, PATCH_SPAN)] they read.
 
-    ``y`` is the stretch from :func:`patch_start` on, zeros where it lies outside the track
-    (as the whole-track STFT pads): the frames are those of :func:`log_mel_patches`.
+    Row i is the stretch from :func:`patch_start` on of one patch, zeros where it lies outside
+    the track (as the whole-track STFT pads): the frames are those of :func:`log_mel_patches`.
     """
-    _check_16k(y, sr)
-    if len(y) != PATCH_SPAN:
-        raise InvalidInputError(f"a patch reads {PATCH_SPAN} samples, got {len(y)}")
+    if sr != SR:
+        raise InvalidInputError(f"MusiCNN needs samples at {SR} Hz, got {sr} Hz")
+    if y.ndim != 2 or y.shape[1] != PATCH_SPAN or y.dtype != np.float32:
+        raise InvalidInputError(f"stretches must be float32 (k, {PATCH_SPAN}), got {y.shape}")
+    if not np.isfinite(y).all():
+        raise InvalidInputError("MusiCNN needs finite samples")
     # librosa.stft's arithmetic (a float64 window, the FFT in float64, stored as complex64),
     # without its per-call set-up; the mel projection is one matmul instead of librosa's
-    # einsum, which numpy runs ~100x slower on one patch. Same values within float rounding.
-    frames = np.lib.stride_tricks.sliding_window_view(y, N_FFT)[::HOP]  # (187, 512)
+    # einsum, which numpy runs ~100x slower on a few patches. Same values within rounding.
+    frames = np.lib.stride_tricks.sliding_window_view(y, N_FFT, axis=1)[:, ::HOP]
     spectrum = scipy.fft.rfft(_hann() * frames, axis=-1).astype(np.complex64)
-    power = np.abs(spectrum) ** 2  # (187, 257)
-    return _log_compress(_mel_basis() @ power.T)
+    power = np.abs(spectrum) ** 2  # (k, 187, 257)
+    mel = np.matmul(power, _mel_basis().T)  # (k, 187, 96)
+    return _log_compress(np.swapaxes(mel, -1, -2))
 
 
 @functools.cache
@@ -124,12 +128,12 @@ def _check_16k(y: np.ndarray, sr: int) -> None:
 
 
 def _log_compress(mel: np.ndarray) -> np.ndarray:
-    """``log10(10000 * mel + 1)`` [shape=(frames, 96)] of mel power [shape=(96, frames)]."""
+    """``log10(10000 * mel + 1)`` [shape=(..., frames, 96)] of mel power [(..., 96, frames)]."""
     # The models were trained on float16 spectrograms. numpy 1.x computed ``10000 * mel16`` in
     # float32 (value-based casting); numpy 2 keeps float16, which overflows to inf above 6.55,
     # common in loud music, and the network then gives one constant for every such patch.
     # So the float32 is explicit here. The clip keeps float16's own overflow out of the cast.
-    mel16 = np.minimum(mel.T, np.finfo(np.float16).max).astype(np.float16)
+    mel16 = np.minimum(np.swapaxes(mel, -1, -2), np.finfo(np.float16).max).astype(np.float16)
     return np.log10(np.float32(10000) * mel16.astype(np.float32) + np.float32(1))
 
 

@@ -17,8 +17,8 @@ from playlista.errors import InvalidInputError
 from playlista.models.frontend import (
     PATCH_SPAN,
     SR,
-    log_mel_patch,
     log_mel_patches,
+    log_mel_stretches,
     patch_count,
     patch_start,
     spread_patches,
@@ -73,12 +73,13 @@ def musicnn_patches(*, y: np.ndarray, sr: int, cap: int) -> np.ndarray:
     n_patches = patch_count(n16)
     if cap <= 0 or cap >= n_patches:
         return log_mel_patches(y=to_mono_16k(y=mono, sr=sr), sr=SR)
-    return np.stack(
+    stretches = np.stack(
         [
-            log_mel_patch(y=resample_stretch(mono, sr=sr, start=patch_start(k), n16=n16), sr=SR)
+            resample_stretch(mono, sr=sr, start=patch_start(k), n16=n16)
             for k in spread_patches(n_patches, cap=cap)
         ]
     )
+    return log_mel_stretches(y=stretches, sr=SR)
 
 
 def resample_stretch(mono: np.ndarray, *, sr: int, start: int, n16: int) -> np.ndarray:
