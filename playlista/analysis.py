@@ -12,7 +12,7 @@ import logging
 import os
 import stat
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from datetime import UTC, datetime
 
 from playlista.audio.decode import decode
@@ -26,7 +26,7 @@ from playlista.errors import (
     TransientIOError,
     UnreadableFileError,
 )
-from playlista.models.tagging import Tagger, musicnn_scores
+from playlista.models.tagging import Taggers, musicnn_scores
 from playlista.records import (
     ALL_PARTS,
     AnalysisOutcome,
@@ -71,7 +71,7 @@ def analyze_file(
     worker: str,
     min_seconds: float = 1.0,
     stat: FileStat | None = None,
-    taggers: Mapping[str, Tagger] | None = None,
+    taggers: Taggers | None = None,
     max_patches: int = 0,
     parts: Sequence[Part] = ALL_PARTS,
     decoder: DecoderProcess | None = None,
@@ -113,7 +113,7 @@ def analyze_file(
         clock = time.perf_counter()
         musicnn = (
             musicnn_scores(y=decoded.samples, sr=decoded.sr, taggers=taggers, cap=max_patches)
-            if taggers and "musicnn" in parts
+            if taggers is not None and "musicnn" in parts
             else ()
         )
         stages["musicnn"] = _since(clock)

@@ -35,6 +35,10 @@ log = logging.getLogger(__name__)
 
 PLUGIN_NAME = "playlista-audio"
 
+# Read once, when TensorFlow is imported. oneDNN's kernels (which TensorFlow leaves off on CPUs
+# without AVX-512) run MusiCNN's XLA function 2x faster here (bench/musicnn_runtimes.py).
+TENSORFLOW_ENVIRONMENT = {"TF_CPP_MIN_LOG_LEVEL": "2", "TF_ENABLE_ONEDNN_OPTS": "1"}
+
 
 class AudioLibraries(WorkerPlugin):
     """Imports and warms the audio libraries and the MusiCNN models once per worker process."""
@@ -51,7 +55,7 @@ class AudioLibraries(WorkerPlugin):
         self.worker_name = "local"
         self.loads = 0
         self.threads = 1
-        self.taggers: dict[str, Any] = {}
+        self.taggers: Any = None  # playlista.models.fused.MusicnnModels, once loaded
         self.model_load_seconds: float | None = None
         self.decoder: DecoderProcess | None = None
 
@@ -124,7 +128,8 @@ class AudioLibraries(WorkerPlugin):
     def _load_models(self) -> None:
         """TensorFlow, with its pools sized to this worker's threads, and the MusiCNN models."""
         started = time.perf_counter()
-        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+        for key, value in TENSORFLOW_ENVIRONMENT.items():
+            os.environ.setdefault(key, value)
         with _native_stderr_silenced():  # TensorFlow's start-up banner ignores the level
             import tensorflow as tf
 
@@ -132,11 +137,10 @@ class AudioLibraries(WorkerPlugin):
         # run one TensorFlow thread per core beside the other workers.
         tf.config.threading.set_intra_op_parallelism_threads(self.threads)
         tf.config.threading.set_inter_op_parallelism_threads(1)
-        from playlista.models.frontend import MODEL_NAMES
-        from playlista.models.musicnn import MusiCNN
+        from playlista.models.fused import MusicnnModels
         from playlista.models.tagging import warm_up
 
-        self.taggers = {name: MusiCNN.load(name) for name in MODEL_NAMES}
+        self.taggers = MusicnnModels.load(jit_compile=True)  # both models, one XLA function
         warm_up(self.taggers)
         self.model_load_seconds = time.perf_counter() - started
 
@@ -153,7 +157,7 @@ class AudioLibraries(WorkerPlugin):
             "load_seconds": self.load_seconds,
             "warmup_seconds": self.warmup_seconds,
             "model_load_seconds": self.model_load_seconds,
-            "models": sorted(self.taggers),
+            "models": sorted(self.taggers.names) if self.taggers is not None else [],
             "decoder_pid": self.decoder.pid if self.decoder else None,
             "decoder_start_seconds": self.decoder.start_seconds if self.decoder else None,
             "rss_bytes": rss_bytes(),

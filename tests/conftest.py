@@ -17,10 +17,14 @@ from typing import Any
 import pytest
 
 from playlista.settings import PREFECT_ENVIRONMENT
+from playlista.worker import TENSORFLOW_ENVIRONMENT
 
 # Set before Prefect is imported anywhere: a private Prefect home and playlista's settings.
 os.environ.setdefault("PREFECT_HOME", str(Path(__file__).parent.parent / ".pytest_prefect"))
 os.environ.update(PREFECT_ENVIRONMENT)
+# MusiCNN in the test process runs as on the workers.
+for _key, _value in TENSORFLOW_ENVIRONMENT.items():
+    os.environ.setdefault(_key, _value)
 
 CORPUS = Path(
     os.environ.get("PLAYLISTA_CORPUS", Path(__file__).resolve().parents[2] / "shared" / "corpus")

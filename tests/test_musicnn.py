@@ -1,7 +1,9 @@
 """MusiCNN in TensorFlow 2 against the original checkpoint graphs, its input, and its weights.
 
 ``tests/data/musicnn_reference.npz`` holds what musicnn 0.1.0's own graphs computed for a few
-patches of three corpus clips (``tools/musicnn_reference.py``).
+patches of three corpus clips (``tools/musicnn_reference.py``). Both forms are checked against
+it: :class:`MusiCNN`, the network as written, and :class:`MusicnnModels`, the fused fast form
+the workers run (compiled with XLA, oneDNN on, as there: see conftest).
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from pathlib import Path
 import librosa
 import numpy as np
 import pytest
+import soxr
 
 from playlista.errors import InvalidInputError, PlaylistaError
 from playlista.models.frontend import (
@@ -22,9 +25,18 @@ from playlista.models.frontend import (
     PATCH_FRAMES,
     SR,
     log_mel_patches,
+    patch_count,
     spread_patches,
 )
+from playlista.models.fused import MusicnnModels
 from playlista.models.musicnn import WEIGHT_SHAPES, WEIGHTS_DIR, MusiCNN
+from playlista.models.tagging import (
+    musicnn_patches,
+    musicnn_scores,
+    resample_stretch,
+    to_mono_16k,
+)
+from playlista.models.winograd import minimal_filter
 
 REFERENCE = Path(__file__).parent / "data" / "musicnn_reference.npz"
 BACKING, FULL, BACH = (
@@ -43,6 +55,12 @@ def reference() -> dict[str, np.ndarray]:
 @pytest.fixture(scope="module")
 def models() -> dict[str, MusiCNN]:
     return {name: MusiCNN.load(name) for name in MODEL_NAMES}
+
+
+@pytest.fixture(scope="module")
+def fused() -> MusicnnModels:
+    """Both models as the workers run them."""
+    return MusicnnModels.load(jit_compile=True)
 
 
 @pytest.fixture(scope="module")
@@ -67,6 +85,54 @@ def test_reproduces_the_original_graph(
         np.testing.assert_allclose(
             embeddings, reference[f"{clip}/{name}/penultimate"], rtol=0, atol=1e-4
         )
+
+
+def test_the_fused_models_reproduce_the_original_graphs(
+    fused: MusicnnModels, reference: dict[str, np.ndarray]
+) -> None:
+    assert fused.names == MODEL_NAMES
+    for clip in reference["clips"]:
+        outputs = fused.predict(reference[f"{clip}/patches"])
+        assert list(outputs) == list(MODEL_NAMES)
+        for name, (tags, embeddings) in outputs.items():
+            assert tags.shape == (8, 50) and embeddings.shape == (8, 200)
+            # Measured: tags within 5e-6, embeddings within 1.5e-5.
+            np.testing.assert_allclose(tags, reference[f"{clip}/{name}/tags"], rtol=0, atol=1e-4)
+            np.testing.assert_allclose(
+                embeddings, reference[f"{clip}/{name}/penultimate"], rtol=0, atol=1e-4
+            )
+
+
+def test_the_fused_batch_size_does_not_change_the_outputs(
+    fused: MusicnnModels, reference: dict[str, np.ndarray]
+) -> None:
+    patches = reference[f"{BACKING}/patches"]
+    one_by_one = fused.predict(patches, batch_size=1)
+    in_threes = fused.predict(patches, batch_size=3)
+    for name in MODEL_NAMES:
+        for a, b in zip(one_by_one[name], in_threes[name], strict=True):
+            np.testing.assert_allclose(a, b, rtol=0, atol=1e-5)
+
+
+def test_fused_models_reject_other_input(fused: MusicnnModels) -> None:
+    with pytest.raises(InvalidInputError):
+        fused.predict(np.zeros((2, 96, 187), np.float32))
+    with pytest.raises(InvalidInputError):
+        fused.predict(np.full((1, 187, 96), np.nan, np.float32))
+
+
+@pytest.mark.parametrize(("m", "r"), [(2, 3), (4, 7), (3, 5)])
+def test_winograd_minimal_filtering_is_a_correlation(m: int, r: int) -> None:
+    points = [0.0, 1.0, -1.0, 2.0, -2.0, 0.5, -0.5, 0.75, -0.75][: m + r - 2]
+    at, g, bt = minimal_filter(m, r, points)
+    rng = np.random.default_rng(0)
+    for _ in range(5):
+        d, taps = rng.standard_normal(m + r - 1), rng.standard_normal(r)
+        np.testing.assert_allclose(
+            at @ ((g @ taps) * (bt @ d)), np.correlate(d, taps, "valid"), atol=1e-12
+        )
+    with pytest.raises(ValueError, match="distinct"):
+        minimal_filter(m, r, [0.0] * (m + r - 2))
 
 
 def test_batch_size_does_not_change_the_outputs(
@@ -242,3 +308,59 @@ def test_load_rejects_weights_that_do_not_fit(
 def test_load_rejects_an_unknown_model() -> None:
     with pytest.raises(PlaylistaError, match="no MusiCNN model"):
         MusiCNN.load("MTT_vgg")  # type: ignore[arg-type]
+
+
+@pytest.fixture(scope="module")
+def full_22k(corpus: Path) -> np.ndarray:
+    """A 3-minute corpus song, mono at 22050 Hz as the pipeline hands it over."""
+    y, sr = librosa.load(corpus / FULL, sr=None, mono=True)
+    return soxr.resample(y, sr, 22050, quality="HQ").astype(np.float32)
+
+
+@pytest.mark.parametrize("sr", [22050, 44100, 16000])
+def test_a_stretch_resampled_alone_is_the_whole_tracks(full_22k: np.ndarray, sr: int) -> None:
+    y = soxr.resample(full_22k, 22050, sr, quality="HQ").astype(np.float32)
+    whole = to_mono_16k(y=y, sr=sr)
+    n16 = len(whole)
+    padded = np.concatenate([np.zeros(1000, np.float32), whole, np.zeros(60000, np.float32)])
+    for start in (-256, 0, 12345, n16 // 2, n16 - 40000, n16 - 100):  # both ends included
+        stretch = resample_stretch(y, sr=sr, start=start, n16=n16)
+        expected = padded[1000 + start : 1000 + start + len(stretch)]
+        # Measured: within 5e-7, float rounding of the filter's sums.
+        np.testing.assert_allclose(stretch, expected, rtol=0, atol=2e-6)
+
+
+@pytest.mark.parametrize("cap", [8, 3, -1])
+def test_the_chosen_patches_alone_are_the_whole_tracks(full_22k: np.ndarray, cap: int) -> None:
+    whole = log_mel_patches(y=to_mono_16k(y=full_22k, sr=22050), sr=SR)
+    n_patches = len(whole)
+    cap = n_patches - 1 if cap < 0 else cap  # one less than all: the first and the last
+    assert patch_count(len(to_mono_16k(y=full_22k, sr=22050))) == n_patches == 58
+    partial = musicnn_patches(y=full_22k, sr=22050, cap=cap)
+    expected = whole[spread_patches(n_patches, cap=cap)]
+    assert partial.shape == expected.shape == (cap, PATCH_FRAMES, N_MELS)
+    # The few differences are float16 rounding steps of the mel power that the last bit of a
+    # sample tips over (measured: up to 4.2e-4, in 0.1 % of the values).
+    assert np.abs(partial - expected).max() < 1e-3
+    assert (partial != expected).mean() < 0.005
+
+
+def test_a_track_shorter_than_the_cap_takes_every_patch(full_22k: np.ndarray) -> None:
+    clip = full_22k[: 20 * 22050]  # 6 patches
+    patches = musicnn_patches(y=clip, sr=22050, cap=8)
+    np.testing.assert_array_equal(patches, log_mel_patches(y=to_mono_16k(y=clip, sr=22050), sr=SR))
+    assert len(patches) == 6
+
+
+def test_musicnn_scores_are_the_means_of_the_chosen_patches(
+    full_22k: np.ndarray, fused: MusicnnModels
+) -> None:
+    scores = musicnn_scores(y=np.stack([full_22k, full_22k]), sr=22050, taggers=fused, cap=8)
+    whole = log_mel_patches(y=to_mono_16k(y=full_22k, sr=22050), sr=SR)
+    expected = fused.predict(whole[spread_patches(len(whole), cap=8)])
+    assert [s.model for s in scores] == list(MODEL_NAMES)
+    for record in scores:
+        tags, embeddings = expected[record.model]
+        assert record.patches == 8
+        np.testing.assert_allclose(record.scores, tags.mean(axis=0), rtol=0, atol=1e-4)
+        np.testing.assert_allclose(record.embedding, embeddings.mean(axis=0), rtol=0, atol=1e-4)

@@ -69,28 +69,36 @@ class MusiCNN:
     """One pretrained MusiCNN, built once and reused: ``MusiCNN.load("MSD_musicnn")``."""
 
     def __init__(
-        self, name: ModelName, weights: Mapping[str, np.ndarray], *, source: str = ""
+        self,
+        name: ModelName,
+        weights: Mapping[str, np.ndarray],
+        *,
+        source: str = "",
+        jit_compile: bool = False,
     ) -> None:
-        """Build the network on ``weights``, which must hold exactly :data:`WEIGHT_SHAPES`."""
-        _check_name(name)
-        _check_weights(weights, source=source or name)
+        """Build the network on ``weights``, which must hold exactly :data:`WEIGHT_SHAPES`.
+
+        ``jit_compile`` compiles it with XLA.
+        """
+        check_name(name)
+        check_weights(weights, source=source or name)
         self.name = name
         self.labels = LABELS[name]
         constants = {key: tf.constant(value) for key, value in weights.items()}
         self._run = tf.function(
             lambda x: _forward(constants, x),
             input_signature=[tf.TensorSpec((None, PATCH_FRAMES, N_MELS), tf.float32)],
+            jit_compile=jit_compile,
         )
         self._run.get_concrete_function()  # trace now, not on the first patch
 
     @classmethod
-    def load(cls, name: ModelName, *, path: str | Path | None = None) -> MusiCNN:
+    def load(
+        cls, name: ModelName, *, path: str | Path | None = None, jit_compile: bool = False
+    ) -> MusiCNN:
         """The model ``name`` on its shipped weights, or on the npz file ``path`` instead."""
-        _check_name(name)
-        path = Path(path) if path is not None else WEIGHTS_DIR / f"{name}.npz"
-        with np.load(path) as npz:
-            weights = {key: npz[key] for key in npz.files}
-        return cls(name, weights, source=str(path))
+        weights = read_weights(name, path=path)
+        return cls(name, weights, source=str(path or name), jit_compile=jit_compile)
 
     def predict(self, patches: np.ndarray, *, batch_size: int = 1) -> tuple[np.ndarray, np.ndarray]:
         """Tag probabilities [shape=(n, 50)] and embeddings [shape=(n, 200)] of ``patches``.
@@ -116,12 +124,23 @@ class MusiCNN:
         return tags, embeddings
 
 
-def _check_name(name: str) -> None:
+def read_weights(name: ModelName, *, path: str | Path | None = None) -> dict[str, np.ndarray]:
+    """The checked weights of model ``name``: shipped, or from the npz file ``path``."""
+    check_name(name)
+    path = Path(path) if path is not None else WEIGHTS_DIR / f"{name}.npz"
+    with np.load(path) as npz:
+        weights = {key: npz[key] for key in npz.files}
+    check_weights(weights, source=str(path))
+    return weights
+
+
+def check_name(name: str) -> None:
     if name not in MODEL_NAMES:
         raise PlaylistaError(f"no MusiCNN model {name!r}; there are {MODEL_NAMES}")
 
 
-def _check_weights(weights: Mapping[str, np.ndarray], *, source: str) -> None:
+def check_weights(weights: Mapping[str, np.ndarray], *, source: str) -> None:
+    """Raise unless ``weights`` hold exactly :data:`WEIGHT_SHAPES`, finite float32."""
     missing = sorted(WEIGHT_SHAPES.keys() - weights.keys())
     unused = sorted(weights.keys() - WEIGHT_SHAPES.keys())
     wrong = [
@@ -144,7 +163,7 @@ def _check_weights(weights: Mapping[str, np.ndarray], *, source: str) -> None:
 
 def _forward(w: Mapping[str, tf.Tensor], x: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
     """Sigmoid tags (b, 50) and penultimate layer (b, 200) of log-mel patches ``x`` (b, 187, 96)."""
-    x = _batch_norm(w, "batch_normalization", x[..., None])  # (b, 187, 96, 1)
+    x = batch_norm(w, "batch_normalization", x[..., None])  # (b, 187, 96, 1)
     padded = _pad_time(x)
     front = tf.concat(
         [
@@ -156,17 +175,23 @@ def _forward(w: Mapping[str, tf.Tensor], x: tf.Tensor) -> tuple[tf.Tensor, tf.Te
         ],
         axis=2,
     )  # (b, 187, 561)
+    return back_end(w, front)
+
+
+def back_end(w: Mapping[str, tf.Tensor], front: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+    """Sigmoid tags (b, 50) and penultimate layer (b, 200) from front-end features (b, 187, 561).
+
+    The mid-end's three 7-frame convolutions, max and mean over time, the two dense layers.
+    """
     mid_1 = _mid_end(w, "conv2d_5", "batch_normalization_6", front)  # (b, 187, 64)
     mid_2 = _mid_end(w, "conv2d_6", "batch_normalization_7", mid_1) + mid_1
     mid_3 = _mid_end(w, "conv2d_7", "batch_normalization_8", mid_2) + mid_2
     features = tf.concat([front, mid_1, mid_2, mid_3], axis=2)  # (b, 187, 753)
     # Max and mean over time, interleaved per feature as the original's flatten leaves them.
     pooled = tf.stack([tf.reduce_max(features, 1), tf.reduce_mean(features, 1)], axis=2)
-    pooled = _batch_norm(
-        w, "batch_normalization_9", tf.reshape(pooled, (-1, 2 * features.shape[2]))
-    )
+    pooled = batch_norm(w, "batch_normalization_9", tf.reshape(pooled, (-1, 2 * features.shape[2])))
     hidden = tf.nn.relu(pooled @ w["dense/kernel"] + w["dense/bias"])
-    penultimate = _batch_norm(w, "batch_normalization_10", hidden)  # (b, 200)
+    penultimate = batch_norm(w, "batch_normalization_10", hidden)  # (b, 200)
     logits = penultimate @ w["dense_1/kernel"] + w["dense_1/bias"]
     return tf.sigmoid(logits), penultimate
 
@@ -177,7 +202,7 @@ def _front_end(
     """One front-end filter bank on ``x`` (b, t, 96, 1): conv, relu, norm, max over frequency."""
     y = tf.nn.conv2d(x, w[f"{conv}/kernel"], strides=1, padding=padding) + w[f"{conv}/bias"]
     # Max-pooling across the whole frequency axis, as the original does, is a max over it.
-    return tf.reduce_max(_batch_norm(w, norm, tf.nn.relu(y)), axis=2)
+    return tf.reduce_max(batch_norm(w, norm, tf.nn.relu(y)), axis=2)
 
 
 def _mid_end(w: Mapping[str, tf.Tensor], conv: str, norm: str, x: tf.Tensor) -> tf.Tensor:
@@ -188,7 +213,7 @@ def _mid_end(w: Mapping[str, tf.Tensor], conv: str, norm: str, x: tf.Tensor) -> 
     """
     kernel = tf.squeeze(w[f"{conv}/kernel"], axis=2)  # (7, c, 1, 64) -> (7, c, 64)
     y = tf.nn.conv1d(_pad_time(x), kernel, stride=1, padding="VALID") + w[f"{conv}/bias"]
-    return _batch_norm(w, norm, tf.nn.relu(y))
+    return batch_norm(w, norm, tf.nn.relu(y))
 
 
 def _pad_time(x: tf.Tensor) -> tf.Tensor:
@@ -196,7 +221,7 @@ def _pad_time(x: tf.Tensor) -> tf.Tensor:
     return tf.pad(x, [[0, 0], [3, 3]] + [[0, 0]] * (len(x.shape) - 2))
 
 
-def _batch_norm(w: Mapping[str, tf.Tensor], name: str, x: tf.Tensor) -> tf.Tensor:
+def batch_norm(w: Mapping[str, tf.Tensor], name: str, x: tf.Tensor) -> tf.Tensor:
     return tf.nn.batch_normalization(
         x,
         mean=w[f"{name}/moving_mean"],
