@@ -153,8 +153,11 @@ def test_log_mel_patches_are_musicnns_input(
     patches = clip_patches[clip]
     assert patches.dtype == np.float32
     assert patches.shape == ((1 + len(y) // 256) // PATCH_FRAMES, PATCH_FRAMES, N_MELS)
-    # The same recipe on the same samples: bit-identical.
-    np.testing.assert_array_equal(patches[reference[f"{clip}/index"]], reference[f"{clip}/patches"])
+    # The same recipe on the same decoding: equal up to rounding (soxr picks its SIMD path by
+    # CPU, so the resampled samples, and the log-mels, can differ in the last bits).
+    np.testing.assert_allclose(
+        patches[reference[f"{clip}/index"]], reference[f"{clip}/patches"], rtol=0, atol=2e-3
+    )
 
 
 def test_log_mel_patches_of_silence_are_zero() -> None:
