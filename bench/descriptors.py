@@ -69,7 +69,20 @@ def analyse(paths: list[str]) -> dict[str, Any]:
     return out
 
 
+def _relative(files: dict[str, Any]) -> dict[str, Any]:
+    """The files keyed by their path inside the corpus or the bench corpus, wherever it is."""
+    out = {}
+    for path, value in files.items():
+        for root in ("/.bench-corpus/", "/corpus/"):
+            if root in path:
+                path = root + path.rsplit(root, 1)[1]
+                break
+        out[path] = value
+    return out
+
+
 def compare(old: dict[str, Any], new: dict[str, Any]) -> None:
+    old, new = _relative(old), _relative(new)
     common = [p for p in old if p in new and "failure" not in old[p] and "failure" not in new[p]]
     print(f"{len(common)} files in both")
     names = sorted({k for p in common for k in old[p]})

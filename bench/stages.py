@@ -92,8 +92,11 @@ def analyse(
     if libraries is not None:
         from playlista.models.tagging import musicnn_scores
 
+        from playlista.settings import Settings
+
+        cap = Settings.model_fields["musicnn_max_patches"].default
         clock = time.process_time()
-        musicnn_scores(y=decoded.samples, sr=decoded.sr, taggers=libraries.taggers, cap=8)
+        musicnn_scores(y=decoded.samples, sr=decoded.sr, taggers=libraries.taggers, cap=cap)
         spent["musicnn"] = time.process_time() - clock
     return spent
 

@@ -219,13 +219,14 @@ def _ffmpeg_message(exc: BaseException) -> str:
 
 
 class _Frames:
-    """Decoded frames gathered into blocks of at least :data:`BLOCK_FRAMES` frames.
+    """Decoded frames copied into blocks of at least :data:`BLOCK_FRAMES` frames.
 
-    A frame is kept as views of its planes, no copy; a block is the views joined and
-    converted to float32 at full scale 1.0 [shape=(channels, k)]. This is the one place per
-    frame that Python touches the samples, so it reads as little of the frame as it can: its
-    sample format, planarity and layout are those of the stream's first frame (a decoder's
-    output format is fixed when it opens).
+    Each frame's planes are copied at once into the block being filled, so FFmpeg gets its
+    frame buffers back for the next frames (holding on to them costs more than the copy); a
+    full block is handed over whole and a new one started. This is the one place per frame
+    that Python touches the samples, so it reads as little of the frame as it can: its sample
+    format, planarity and layout are those of the stream's first frame (a decoder's output
+    format is fixed when it opens).
     """
 
     def __init__(self, first: Any, info: Stream) -> None:
@@ -234,31 +235,39 @@ class _Frames:
         self._offset = 128.0 if name.startswith("u8") else 0.0
         self._planar = first.format.is_planar
         self._width = 1 if self._planar else len(first.layout.channels)
+        self._planes = len(first.planes) if self._planar else 1
         self._channels = info.channels
-        planes = len(first.planes) if self._planar else 1
-        self._rows: list[list[np.ndarray]] = [[] for _ in range(planes)]
+        self._buffer = self._new(BLOCK_FRAMES + max(first.samples, 1) * self._width)
         self.pending = 0
         self.total = 0
 
+    def _new(self, size: int) -> np.ndarray:
+        return np.empty((self._planes, size), self._dtype)
+
     def add(self, frame: Any) -> bool:
-        """Keep one frame; True when a block is full."""
+        """Copy one frame into the block; True when the block is full."""
         k = frame.samples
         count = k * self._width
-        for rows, plane in zip(self._rows, frame.planes, strict=False):
-            rows.append(np.frombuffer(plane, self._dtype, count))
+        at = self.pending * self._width
+        if at + count > self._buffer.shape[1]:  # a frame longer than the first: grow
+            grown = self._new(2 * (at + count))
+            grown[:, :at] = self._buffer[:, :at]
+            self._buffer = grown
+        for row, plane in zip(self._buffer, frame.planes, strict=False):
+            row[at : at + count] = np.frombuffer(plane, self._dtype, count)
         self.pending += k
         self.total += k
         return self.pending >= BLOCK_FRAMES
 
     def take(self) -> np.ndarray:
-        """The frames kept so far as one block, and start the next."""
-        joined = [np.concatenate(rows) for rows in self._rows]
-        self._rows = [[] for _ in self._rows]
+        """The frames kept so far as one block [shape=(channels, k)], float32; start the next."""
+        filled = self._buffer[:, : self.pending * self._width]
+        self._buffer = self._new(self._buffer.shape[1])
         self.pending = 0
         if self._planar:
-            block = np.stack(joined).astype(np.float32, copy=False)
+            block = filled.astype(np.float32, copy=False)
         else:
-            block = joined[0].reshape(-1, self._width).T.astype(np.float32)
+            block = filled[0].reshape(-1, self._width).T.astype(np.float32)
         if self._offset:
             block = block - np.float32(self._offset)
         if self._scale != 1.0:
