@@ -36,7 +36,8 @@ BENCH_CORPUS ?= .bench-corpus
 BENCH_TRACKS ?= 24
 
 .PHONY: setup analyze test lint browser server deploy worker faults
-.PHONY: bench bench-corpus bench-scaling bench-memory bench-rescan bench-accuracy bench-all
+.PHONY: bench bench-corpus bench-scaling bench-memory bench-rescan bench-accuracy bench-loudness
+.PHONY: bench-all
 
 setup: .venv/.synced
 
@@ -115,4 +116,8 @@ bench-rescan: setup
 bench-accuracy: setup
 	.venv/bin/python bench/accuracy.py --corpus $(SHARED_CORPUS)
 
-bench-all: bench bench-scaling bench-memory bench-rescan bench-accuracy
+# CPU time of the loudness stage per 4-minute track, with and without the true peak.
+bench-loudness: setup bench-corpus
+	.venv/bin/python bench/loudness.py $(BENCH_CORPUS) --tracks $(BENCH_TRACKS)
+
+bench-all: bench bench-scaling bench-memory bench-rescan bench-accuracy bench-loudness

@@ -44,7 +44,7 @@ log = logging.getLogger(__name__)
 
 # Bump when a change to decoding or to the descriptors makes stored features stale:
 # tracks analysed under an older version are analysed again, all of them.
-ANALYZER_VERSION = 2
+ANALYZER_VERSION = 3
 # Bump when a change to MusiCNN (weights, front end, patch choice) makes its stored tags and
 # embeddings stale: only MusiCNN runs again on tracks analysed under an older version.
 MUSICNN_VERSION = 1

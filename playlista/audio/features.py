@@ -322,23 +322,30 @@ def _frame_descriptors(
 
 
 def _loudness(y: np.ndarray, sr: int, whole: WholeFile | None = None) -> _Family:
-    """Integrated loudness and range as Features fields (``whole``'s if given), and why None."""
+    """Loudness, range, true peak and album histogram as Features fields (``whole``'s if
+    given), and why None."""
     if whole is not None:
-        return _fields(whole.loudness_lufs, whole.loudness_range_lu, seconds=whole.seconds)
+        integrated, lra = whole.loudness_lufs, whole.loudness_range_lu
+        values = {"true_peak_dbtp": whole.true_peak_dbtp, "loudness_histogram": whole.histogram}
+        return _fields(integrated, lra, seconds=whole.seconds, values=values)
     _check_samples(y, sr=sr, ndims=(1, 2))
-    channels = loudness_channels(y.reshape(1, -1) if y.ndim == 1 else y)
-    integrated, loudness_range = bs1770.loudness(channels, sr)
-    return _fields(integrated, loudness_range, seconds=channels.shape[1] / sr)
+    y = y.reshape(1, -1) if y.ndim == 1 else y
+    channels = loudness_channels(y)
+    meter = bs1770.LoudnessMeter.of(channels, sr=sr)
+    values = {"true_peak_dbtp": bs1770.true_peak(y, sr), "loudness_histogram": meter.histogram()}
+    return _fields(*meter.result(), seconds=channels.shape[1] / sr, values=values)
 
 
-def _fields(integrated: float | None, lra: float | None, *, seconds: float) -> _Family:
+def _fields(
+    integrated: float | None, lra: float | None, *, seconds: float, values: dict[str, Any]
+) -> _Family:
     if integrated is None:
         note = "loudness: nothing above the -70 LUFS absolute gate (silent input)"
-        return {"loudness_lufs": None, "loudness_range_lu": None}, [note]
+        return {**values, "loudness_lufs": None, "loudness_range_lu": None}, [note]
     if seconds < bs1770.SHORT_TERM_SECONDS:
         note = "loudness range: input shorter than one 3-s short-term block"
-        return {"loudness_lufs": integrated, "loudness_range_lu": None}, [note]
-    return {"loudness_lufs": integrated, "loudness_range_lu": lra}, []
+        return {**values, "loudness_lufs": integrated, "loudness_range_lu": None}, [note]
+    return {**values, "loudness_lufs": integrated, "loudness_range_lu": lra}, []
 
 
 def _check_rate(sr: object) -> None:

@@ -27,7 +27,8 @@ class WholeFile:
     """What was measured on the whole of a file of which only excerpts were kept.
 
     ``seconds`` is its length; ``loudness_lufs`` and ``loudness_range_lu`` are EBU R 128's
-    (None as :func:`playlista.audio.features.loudness` would give them); ``energy`` is the RMS
+    (None as :func:`playlista.audio.features.loudness` would give them), ``true_peak_dbtp``
+    and ``histogram`` BS.1770's (see :mod:`playlista.audio.bs1770`); ``energy`` is the RMS
     of its channel mean; ``excerpts`` is how many excerpts, ``excerpt_seconds`` their total.
     """
 
@@ -37,6 +38,8 @@ class WholeFile:
     energy: float
     excerpts: int
     excerpt_seconds: float
+    true_peak_dbtp: float | None = None
+    histogram: tuple[tuple[int, int, float], ...] = ()
 
     def note(self) -> str:
         """The warning a track analysed from excerpts carries."""
@@ -107,10 +110,12 @@ def measure_and_excerpt(
     spans = excerpt_spans(frames, length=length)
     out = np.zeros((channels, length * len(spans)), dtype=np.float32)
     meter = bs1770.LoudnessMeter(sr=sr, channels=min(channels, 2))
+    peak = bs1770.TruePeakMeter(channels=channels)
     energy, start = 0.0, 0
     for block in blocks:
         stop = start + block.shape[1]
         meter.feed(loudness_channels(block))
+        peak.feed(block)
         energy += sum_of_squares(channel_mean(block))
         for i, (a, b) in enumerate(spans):
             lo, hi = max(a, start), min(b, stop)
@@ -126,5 +131,7 @@ def measure_and_excerpt(
         energy=math.sqrt(energy / start) if start else math.nan,
         excerpts=len(spans),
         excerpt_seconds=out.shape[1] / sr,
+        true_peak_dbtp=peak.dbtp,
+        histogram=meter.histogram(),
     )
     return out, whole
