@@ -120,27 +120,12 @@ def test_a_completed_analysis_starts_the_playlists_and_a_second_nightly_is_cance
             ["make", "worker", *_vars(env)], log=tmp_path / "worker.log", env=worker_env
         ):
             first = _run_deployment("analyze-library/nightly", client_env)
-            wait_until(
-                lambda: _flow_run(api, first, tmp_path)["state_type"] == "RUNNING",
-                timeout=300,
-                what="the first nightly run",
-                log=tmp_path / "worker.log",
-            )
+            _wait_for_state(api, first, "RUNNING", tmp_path, timeout=300)
             second = _run_deployment("analyze-library/nightly", client_env)
-            wait_until(
-                lambda: _flow_run(api, second, tmp_path)["state_type"] == "CANCELLED",
-                timeout=120,
-                what="the second nightly run cancelled",
-                log=tmp_path / "worker.log",
-            )
+            _wait_for_state(api, second, "CANCELLED", tmp_path, timeout=120)
             cancelled = _flow_run(api, second, tmp_path)
             assert _flow_run(api, first, tmp_path)["state_type"] == "RUNNING"
-            wait_until(
-                lambda: _flow_run(api, first, tmp_path)["state_type"] == "COMPLETED",
-                timeout=600,
-                what="the first nightly run completed",
-                log=tmp_path / "worker.log",
-            )
+            _wait_for_state(api, first, "COMPLETED", tmp_path, timeout=600)
             # Nobody asks for playlists: the analysis's completion starts them.
             wait_until(
                 lambda: any(
@@ -216,6 +201,15 @@ def _flow_run(api: str, flow_run_id: str, tmp_path: Path) -> Any:
         tmp_path,
         _RUN_FIELDS + "    print(json.dumps(row(c.read_flow_run(sys.argv[1]), deployments)))\n",
         flow_run_id,
+    )
+
+
+def _wait_for_state(api: str, flow_run_id: str, state: str, tmp_path: Path, *, timeout: float):
+    wait_until(
+        lambda: _flow_run(api, flow_run_id, tmp_path)["state_type"] == state,
+        timeout=timeout,
+        what=f"flow run {flow_run_id} {state}",
+        log=tmp_path / "worker.log",
     )
 
 
@@ -305,8 +299,10 @@ def test_serve_offers_the_three_deployments_with_their_trigger_and_limits(prefec
     assert automation["deployment"] == "after-analysis"
     trigger = automation["trigger"]
     assert trigger["expect"] == ["prefect.flow-run.Completed"]
-    related = {tuple(sorted(r.items())) for r in trigger["match_related"]}
-    assert (
-        ("prefect.resource.name", "analyze-library"),
-        ("prefect.resource.role", "flow"),
-    ) in related
+    assert {"prefect.resource.role": "flow", "prefect.resource.name": "analyze-library"} in (
+        trigger["match_related"]
+    )
+    assert {
+        "prefect.resource.role": "deployment",
+        "prefect.resource.name": ["nightly", "full-rescan"],
+    } in trigger["match_related"]

@@ -88,7 +88,7 @@ class LoudnessMeter:
 
     def feed(self, block: np.ndarray) -> None:
         """Filter one block [shape=(channels, k)] and keep its energy per finished step."""
-        x = np.asarray(block, dtype=np.float32)
+        x = np.ascontiguousarray(block, dtype=np.float32)  # rows the products can take
         if self._pending.shape[1]:
             x = np.concatenate([self._pending, x], axis=1)
         length = self._filter.length
