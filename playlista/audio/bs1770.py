@@ -14,6 +14,9 @@ stays flat however long the track, and a file can be measured while it is read:
         loudness.feed(block)
         peak.feed(block)
     (lufs, lra), histogram, dbtp = loudness.result(), loudness.histogram(), peak.dbtp
+
+(The loudness takes one or two channels, more folded into two first, as
+``longtrack.loudness_channels`` does; the true peak takes every channel as it is.)
 """
 
 from __future__ import annotations
@@ -88,14 +91,14 @@ class LoudnessMeter:
 
     def feed(self, block: np.ndarray) -> None:
         """Filter one block [shape=(channels, k)] and keep its energy per finished step."""
-        x = np.ascontiguousarray(block, dtype=np.float32)  # rows the products can take
+        x = np.asarray(block, dtype=np.float32)
         if self._pending.shape[1]:
             x = np.concatenate([self._pending, x], axis=1)
         length = self._filter.length
         m = x.shape[1] // length
         energy = np.zeros(m)
         for c in range(x.shape[0]):
-            rows = x[c, : m * length].reshape(m, length)
+            rows = np.ascontiguousarray(x[c, : m * length]).reshape(m, length)
             weighted, self._state[c] = self._filter.apply(rows, self._state[c])
             energy += np.einsum("ij,ij->i", weighted, weighted)
         self._pending = x[:, m * length :].copy()
