@@ -52,7 +52,9 @@ def test_full_rescan_deployment_runs_on_a_worker_and_its_dask_logs_reach_the_api
         health = f"{api}/health"
         wait_until(lambda: http_ok(health), timeout=180, what="server", log=tmp_path / "server.log")
         assert server.poll() is None
-        deployed = make("deploy", f"MUSIC={tmp_path / 'elsewhere'}", f"DB={db}", env=env)
+        # The run's completion starts the playlists deployment: its files go under tmp_path.
+        lists = f"PLAYLIST_DIR={tmp_path / 'playlists'}"
+        deployed = make("deploy", f"MUSIC={tmp_path / 'elsewhere'}", f"DB={db}", lists, env=env)
         assert deployed.returncode == 0, deployed.stdout[-3000:] + deployed.stderr[-3000:]
         assert "analyze-library/nightly" in deployed.stdout
         assert "analyze-library/full-rescan" in deployed.stdout
