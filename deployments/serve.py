@@ -49,13 +49,14 @@ def deployments(values: dict[str, Any], path_map: list[str]) -> list[RunnerDeplo
         if "path_map" in parameters:
             parameters["path_map"] = path_map
         limit = spec.get("concurrency_limit")
+        schedules = [Cron(s["cron"], timezone=s["timezone"]) for s in spec.get("schedules", [])]
         made.append(
             FLOWS[spec["entrypoint"]].to_deployment(
                 name=spec["name"],
                 description=spec.get("description"),
                 tags=spec.get("tags"),
                 parameters=parameters,
-                schedules=[Cron(s["cron"], timezone=s["timezone"]) for s in spec.get("schedules", [])],
+                schedules=schedules,
                 triggers=[DeploymentEventTrigger(**t) for t in spec.get("triggers", [])],
                 concurrency_limit=ConcurrencyLimitConfig(**limit) if limit else None,
             )
@@ -75,7 +76,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("roots", nargs="+")
     parser.add_argument("--db", default="playlista.duckdb")
-    parser.add_argument("--playlists", help="playlists YAML file (default: the library in clusters)")
+    parser.add_argument(
+        "--playlists", help="YAML file of playlists (default: the library in clusters)"
+    )
     parser.add_argument("--out", default="playlists", help="folder of the playlists")
     parser.add_argument("--path-map", action="append", default=[], metavar="FROM=TO")
     args = parser.parse_args()
