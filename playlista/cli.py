@@ -282,15 +282,16 @@ def _playlist(args: argparse.Namespace) -> int:
     os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", "WARNING")
     from flows.generate_playlists import generate_playlists
 
+    run = args.method == "run"  # the flow reads the file itself, its path map too
     result = generate_playlists(
         db=args.db,
         out_dir=args.out,
-        config=os.path.abspath(args.config) if args.method == "run" else None,
+        config=os.path.abspath(args.config) if run else None,
         playlists=None
-        if args.method == "run"
+        if run
         else [{"name": s.name, "method": s.method, **s.parameters()} for s in specs],
         base=_base(args.base, mapped=bool(args.path_map)),
-        report=args.method == "run",
+        report=run,
         path_map=args.path_map,
     )
     for name, title, tracks in (row for rows in result["playlists"].values() for row in rows):
