@@ -39,7 +39,7 @@ EVALSET ?= .bench-evalset
 ACCURACY_JOBS ?= 2
 
 .PHONY: setup analyze test lint browser server deploy worker faults
-.PHONY: bench bench-corpus bench-scaling bench-memory bench-rescan bench-accuracy bench-evalset
+.PHONY: bench bench-corpus bench-scaling bench-memory bench-rescan bench-accuracy bench-evalset bench-loudness
 .PHONY: bench-all
 
 setup: .venv/.synced
@@ -129,4 +129,8 @@ bench-evalset: setup
 			fluidsynth fluid-soundfont-gm)
 	.venv/bin/python bench/evalset/build.py $(EVALSET)
 
-bench-all: bench bench-scaling bench-memory bench-rescan bench-accuracy
+# CPU time of the loudness stage per 4-minute track, with and without the true peak.
+bench-loudness: setup bench-corpus
+	.venv/bin/python bench/loudness.py $(BENCH_CORPUS) --tracks $(BENCH_TRACKS)
+
+bench-all: bench bench-scaling bench-memory bench-rescan bench-accuracy bench-loudness

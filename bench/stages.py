@@ -91,7 +91,6 @@ def analyse(
     spent.update(families)
     if libraries is not None:
         from playlista.models.tagging import musicnn_scores
-
         from playlista.settings import Settings
 
         cap = Settings.model_fields["musicnn_max_patches"].default

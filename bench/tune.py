@@ -21,13 +21,13 @@ from typing import Any
 
 import numpy as np
 import scores
-from playlista.audio.longtrack import channel_mean
 from scipy.optimize import minimize
 from threadpoolctl import threadpool_limits
 
 from playlista.audio import features, rhythm, tonal
 from playlista.audio.decode import decode
 from playlista.audio.frontend import front_end
+from playlista.audio.prepare import channel_mean
 
 
 def cached(entry: dict[str, Any], evalset: Path) -> dict[str, Any]:

@@ -11,8 +11,9 @@ from prefect import flow, get_run_logger
 from prefect.artifacts import create_link_artifact, create_markdown_artifact
 
 from playlista.errors import PlaylistError
-from playlista.playlists.generate import load_specs
+from playlista.playlists.generate import PlaylistFile, load_file
 from playlista.playlists.model import PlaylistSpec
+from playlista.playlists.pathmap import PathMap
 from playlista.settings import Settings
 from playlista.store import Store
 from playlista.store.lock import sole_writer
@@ -31,26 +32,36 @@ def generate_playlists(
     playlists: list[dict[str, Any]] | None = None,
     base: str | None = None,
     report: bool = True,
+    path_map: list[str] | None = None,
 ) -> dict[str, Any]:
     """Make the playlists of ``config`` (a YAML file) and ``playlists`` (entries like its
     entries) under ``out_dir``; paths in the files are absolute, or relative to ``base``.
 
-    Takes the database's writer lock, so it waits for an analysis of the same file to end.
+    ``path_map`` (``FROM=TO`` entries, added to the file's ``path_map:``) rewrites the paths
+    written for the device that plays them; ``base`` is then that device's folder of the
+    playlists. Tracks no mapping covers are left out of the files and listed under
+    ``unmapped`` in the result. Takes the database's writer lock, so it waits for an
+    analysis of the same file to end.
     """
     logger = get_run_logger()
     settings = Settings()
     db_path = os.path.abspath(db or settings.db)
-    specs = [*(load_specs(config) if config else []), *map(PlaylistSpec.from_dict, playlists or [])]
+    file = load_file(config) if config else PlaylistFile([])
+    mapping = PathMap.parse([*file.path_map.entries(), *(path_map or [])])
+    specs = [*file.specs, *map(PlaylistSpec.from_dict, playlists or [])]
     if not specs:
         specs = [PlaylistSpec.from_dict(dict(s)) for s in DEFAULT_SPECS]
     if len({s.name for s in specs}) != len(specs):
         raise PlaylistError("playlist names repeat between the file and the given playlists")
     out = os.path.abspath(out_dir)
     made: dict[str, list[tuple[str, str, int]]] = {}
+    unmapped: dict[str, list[str]] = {}
     with sole_writer(db_path, wait_seconds=settings.writer_wait_seconds):
         Store.open(db_path).close()  # migrated before the tasks open it
         for spec in specs:
-            made[spec.name] = make_playlists(db_path, spec, out, base)
+            written = make_playlists(db_path, spec, out, base, mapping)
+            made[spec.name] = [(p.name, p.title, len(p.paths)) for p in written]
+            unmapped.update({p.name: list(p.unmapped) for p in written if p.unmapped})
         report_path = str(Path(out) / REPORT_NAME) if report else None
         if report_path:
             markdown = library_report(db_path, report_path)
@@ -66,4 +77,10 @@ def generate_playlists(
             link_text=report_path,
             description="The library report as one HTML page",
         )
-    return {"db": db_path, "out_dir": out, "playlists": made, "report": report_path}
+    return {
+        "db": db_path,
+        "out_dir": out,
+        "playlists": made,
+        "unmapped": unmapped,
+        "report": report_path,
+    }

@@ -125,7 +125,18 @@ def _playlist_parser(sub: argparse._SubParsersAction, db: object) -> None:
         p.add_argument("--db", default=str(db), help="DuckDB file (%(default)s)")
         if name != "list":
             p.add_argument("--out", default="playlists", help="folder of the M3U8 files")
-            p.add_argument("--base", help="write paths relative to this folder (default: absolute)")
+            p.add_argument(
+                "--path-map",
+                action="append",
+                metavar="FROM=TO",
+                help="write paths under FROM as under TO, for the device that plays them "
+                "(repeatable; the longest FROM wins; tracks under none are left out)",
+            )
+            p.add_argument(
+                "--base",
+                help="write paths relative to this folder, the playlists' folder as the "
+                "player sees it (default: absolute)",
+            )
         p.set_defaults(run=_playlist, method=name)
         return p
 
@@ -238,14 +249,16 @@ def _similar(args: argparse.Namespace) -> int:
 
 
 def _playlist(args: argparse.Namespace) -> int:
-    from playlista.playlists.generate import load_specs
+    from playlista.playlists.generate import load_file
     from playlista.playlists.model import PlaylistSpec
+    from playlista.playlists.pathmap import PathMap
     from playlista.store.where import order_clause, parse_filter
 
     if args.method == "list":
         return _list_playlists(args)
+    PathMap.parse(args.path_map)  # refuse a malformed entry here, before any server starts
     if args.method == "run":
-        specs = load_specs(args.config)
+        specs = load_file(args.config).specs
     else:
 
         def track(p: str | None) -> str | None:  # a file here, or a path's end as stored
@@ -269,18 +282,37 @@ def _playlist(args: argparse.Namespace) -> int:
     os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", "WARNING")
     from flows.generate_playlists import generate_playlists
 
+    run = args.method == "run"  # the flow reads the file itself, its path map too
     result = generate_playlists(
         db=args.db,
         out_dir=args.out,
-        playlists=[{"name": s.name, "method": s.method, **s.parameters()} for s in specs],
-        base=os.path.abspath(args.base) if args.base else None,
-        report=args.method == "run",
+        config=os.path.abspath(args.config) if run else None,
+        playlists=None
+        if run
+        else [{"name": s.name, "method": s.method, **s.parameters()} for s in specs],
+        base=_base(args.base, mapped=bool(args.path_map)),
+        report=run,
+        path_map=args.path_map,
     )
     for name, title, tracks in (row for rows in result["playlists"].values() for row in rows):
         print(f"{tracks}\t{name}\t{title}\t{os.path.join(result['out_dir'], name + '.m3u8')}")
+    for name, paths in result["unmapped"].items():
+        print(
+            f"playlista: {name}: {len(paths)} tracks under no --path-map FROM were left out "
+            f"of its file: {', '.join(paths[:3])}{', ...' if len(paths) > 3 else ''}",
+            file=sys.stderr,
+        )
     if result["report"]:
         print(f"report: {result['report']}")
     return 0
+
+
+def _base(base: str | None, *, mapped: bool) -> str | None:
+    """``--base`` as written into the files: a folder here, or, when paths are mapped, the
+    playlists' folder on the device, taken as given."""
+    if base is None or mapped:
+        return base
+    return os.path.abspath(base)
 
 
 def _list_playlists(args: argparse.Namespace) -> int:

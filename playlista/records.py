@@ -59,6 +59,9 @@ class Features:
     camelot: str | None = None
     loudness_lufs: float | None = None
     loudness_range_lu: float | None = None
+    true_peak_dbtp: float | None = None
+    loudness_histogram: tuple[tuple[int, int, float], ...] = ()
+    """The gated 400-ms blocks as ``(bin, blocks, energy)``: see ``bs1770.histogram``."""
     energy: float | None = None
     danceability: float | None = None
     spectral_centroid_hz: float | None = None

@@ -8,7 +8,8 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 
 from playlista.playlists.generate import generate
-from playlista.playlists.model import PlaylistSpec
+from playlista.playlists.model import Playlist, PlaylistSpec
+from playlista.playlists.pathmap import PathMap
 from playlista.report import figure_pngs, render_markdown, render_report
 from playlista.store import Store
 from playlista.store.playlists import report_data
@@ -16,12 +17,11 @@ from playlista.store.playlists import report_data
 
 @task(name="make-playlists", cache_policy=NO_CACHE, persist_result=False)
 def make_playlists(
-    db: str, spec: PlaylistSpec, out_dir: str, base: str | None
-) -> list[tuple[str, str, int]]:
-    """One spec's playlists written and stored; ``(name, title, tracks)`` of each."""
+    db: str, spec: PlaylistSpec, out_dir: str, base: str | None, path_map: PathMap
+) -> list[Playlist]:
+    """One spec's playlists, written and stored."""
     with Store.open(db, prepare=False) as store:
-        made = generate(store.con, spec, out_dir=out_dir, base=base)
-    return [(p.name, p.title, len(p.paths)) for p in made]
+        return generate(store.con, spec, out_dir=out_dir, base=base, path_map=path_map)
 
 
 @task(name="library-report", cache_policy=NO_CACHE, persist_result=False)

@@ -441,17 +441,30 @@ def test_extract_features_of_a_synthetic_mix() -> None:
         value = getattr(f, name)
         if name.endswith(("_mean", "_std")):
             assert type(value) is tuple and all(type(v) is float for v in value), name
+        elif name == "loudness_histogram":
+            assert value and all(tuple(map(type, b)) == (int, int, float) for b in value)
         elif name not in ("key", "mode", "camelot"):
             assert type(value) is float, name
     assert f.mfcc_mean is not None and f.mfcc_std is not None and f.chroma_mean is not None
     assert (len(f.mfcc_mean), len(f.mfcc_std), len(f.chroma_mean)) == (13, 13, 12)
     assert pickle.loads(pickle.dumps(f)) == f
-    assert len(pickle.dumps(f)) < 2000
+    assert len(pickle.dumps(f)) < 2000 + 40 * len(f.loudness_histogram)
+
+
+def test_extract_features_measures_the_true_peak_and_the_album_histogram() -> None:
+    s = sine(997.0, dbfs=-6.0, duration=5.0, sr=48000)
+    y = np.stack([s, 0.5 * s])
+    f = analyse(y, 48000)
+    assert f.true_peak_dbtp == pytest.approx(-6.0, abs=0.05)
+    assert f.true_peak_dbtp == bs1770.true_peak(y, 48000)
+    assert f.loudness_histogram == bs1770.LoudnessMeter.of(y, sr=48000).histogram()
+    assert sum(n for _, n, _ in f.loudness_histogram) == 47  # 400-ms blocks, 100 ms apart
 
 
 def test_extract_features_of_silence_keeps_going() -> None:
     f = analyse(np.zeros((2, 5 * SR), dtype=np.float32), SR)
     assert (f.loudness_lufs, f.loudness_range_lu) == (None, None)
+    assert (f.true_peak_dbtp, f.loudness_histogram) == (None, ())
     assert f.bpm is f.key is f.spectral_centroid_hz is f.mfcc_mean is None
     assert f.energy == 0.0
     assert f.onset_rate == 0.0

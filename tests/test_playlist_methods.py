@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import os
+import stat
+
 import numpy as np
 import pytest
 
 from playlista.errors import FilterError, PlaylistError
 from playlista.playlists import camelot, methods
 from playlista.playlists.clusters import kmeans, tempo_band
-from playlista.playlists.m3u import Entry, render, target
+from playlista.playlists.m3u import Entry, render, target, write_atomic
 from playlista.playlists.model import PlaylistSpec
+from playlista.playlists.pathmap import PathMap
 from playlista.store.where import order_clause, parse_filter
 
 
@@ -173,3 +177,43 @@ def test_specs_reject_unknown_keys_and_incomplete_methods():
         PlaylistSpec.from_dict({"name": "x", "method": "path", "start": "a.ogg"})
     spec = PlaylistSpec.from_dict({"name": "x", "method": "similar", "seeds": "a.ogg"})
     assert spec.seeds == ("a.ogg",) and spec.parameters() == {"seeds": ["a.ogg"]}
+
+
+def test_a_path_map_takes_the_longest_whole_folder_prefix(tmp_path):
+    mapping = PathMap.parse(
+        ["/srv/music=/music", "/srv/music/classical/=/storage/emulated/0/Classical", "/mnt=D:/"]
+    )
+    assert mapping.apply("/srv/music/a/b.flac") == "/music/a/b.flac"
+    assert (
+        mapping.apply("/srv/music/classical/bach.flac") == "/storage/emulated/0/Classical/bach.flac"
+    )
+    assert mapping.apply("/srv/music") == "/music"
+    assert mapping.apply("/srv/musical/x.flac") is None  # a folder name, not a string prefix
+    assert mapping.apply("/home/x.flac") is None
+    assert mapping.apply("/mnt/more/y.ogg") == "D:/more/y.ogg"
+    assert PathMap.parse({"/srv/music/": "/music"}).apply("/srv/music/x.ogg") == "/music/x.ogg"
+    later = PathMap.parse(["/srv=/a", "/srv=/b"])
+    assert later.pairs == (("/srv", "/b"),) and later.entries() == ["/srv=/b"]
+    assert PathMap.parse(["music=/music"]).pairs == ((os.path.abspath("music"), "/music"),)
+    for bad in (["/srv/music"], ["=/music"], ["/srv/music="], "/srv=/x"):
+        with pytest.raises(PlaylistError):
+            PathMap.parse(bad)  # type: ignore[arg-type]
+    assert not PathMap.parse(None) and not PathMap.parse([])
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o077, 0o002])
+def test_m3u8_files_get_the_permissions_the_umask_gives(tmp_path, umask):
+    previous = os.umask(umask)
+    try:
+        ordinary = tmp_path / "other"  # what any other file the user writes gets
+        ordinary.write_text("x")
+        playlist = tmp_path / "out" / "mix.m3u8"
+        write_atomic(playlist, "#EXTM3U\n")
+        first = stat.S_IMODE(playlist.stat().st_mode)
+        write_atomic(playlist, "#EXTM3U\n#EXTINF:1,a\n/a.ogg\n")  # replaced, not rewritten
+        second = stat.S_IMODE(playlist.stat().st_mode)
+    finally:
+        os.umask(previous)
+    assert first == second == stat.S_IMODE(ordinary.stat().st_mode) == 0o666 & ~umask
+    assert playlist.read_text().endswith("/a.ogg\n")
+    assert [p.name for p in playlist.parent.iterdir()] == ["mix.m3u8"]  # no temporary left

@@ -308,7 +308,7 @@ def loudness(*, y: np.ndarray, sr: int) -> tuple[float | None, float | None]:
     y = _check_samples(y, sr=sr, ndims=(1, 2))
     channels = loudness_channels(y.reshape(1, -1) if y.ndim == 1 else y)
     integrated, loudness_range = bs1770.loudness(channels, sr)
-    values, notes = _fields(integrated, loudness_range, seconds=channels.shape[1] / sr)
+    values, notes = _fields(integrated, loudness_range, seconds=channels.shape[1] / sr, values={})
     for note in notes:
         logger.warning("%s", note)
     return values["loudness_lufs"], values["loudness_range_lu"]
@@ -574,17 +574,24 @@ def _spectral_fields(y: np.ndarray, front: FrontEnd) -> dict[str, Any]:
 
 
 def _loudness_fields(decoded: Decoded) -> _Family:
-    return _fields(decoded.loudness_lufs, decoded.loudness_range_lu, seconds=decoded.seconds)
+    values = {
+        "true_peak_dbtp": decoded.true_peak_dbtp,
+        "loudness_histogram": decoded.loudness_histogram,
+    }
+    integrated, lra = decoded.loudness_lufs, decoded.loudness_range_lu
+    return _fields(integrated, lra, seconds=decoded.seconds, values=values)
 
 
-def _fields(integrated: float | None, lra: float | None, *, seconds: float) -> _Family:
+def _fields(
+    integrated: float | None, lra: float | None, *, seconds: float, values: dict[str, Any]
+) -> _Family:
     if integrated is None:
         note = "loudness: nothing above the -70 LUFS absolute gate (silent input)"
-        return {"loudness_lufs": None, "loudness_range_lu": None}, [note]
+        return {**values, "loudness_lufs": None, "loudness_range_lu": None}, [note]
     if seconds < bs1770.SHORT_TERM_SECONDS:
         note = "loudness range: input shorter than one 3-s short-term block"
-        return {"loudness_lufs": integrated, "loudness_range_lu": None}, [note]
-    return {"loudness_lufs": integrated, "loudness_range_lu": lra}, []
+        return {**values, "loudness_lufs": integrated, "loudness_range_lu": None}, [note]
+    return {**values, "loudness_lufs": integrated, "loudness_range_lu": lra}, []
 
 
 def _check_rate(sr: object) -> None:

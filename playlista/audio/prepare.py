@@ -2,7 +2,9 @@
 
 A :class:`Preparer` is fed the file's consecutive blocks at their native rate and channels.
 On the original signal it measures what needs it: EBU R 128 loudness and range (BS.1770 on
-the original channels), energy, and the 10-ms envelope that danceability is computed from.
+the original channels) and the 400-ms blocks an album's loudness is combined from, the true
+peak (BS.1770 Annex 2, every channel), energy, and the 10-ms envelope that danceability is
+computed from.
 It mixes each block to mono and resamples it to :data:`ANALYSIS_SR`, the one rate every other
 descriptor and MusiCNN work from, so the whole file is never held at its native rate. A file
 longer than the analysis cap keeps only evenly spaced excerpts of that mono signal.
@@ -35,7 +37,9 @@ class Decoded:
     whole file, or when ``excerpts`` is not 0, that many evenly spaced excerpts of it joined
     end to end. Everything else was measured on the whole file at its native rate
     ``native_sr`` and ``channels``: its length ``seconds``, EBU R 128 integrated loudness and
-    loudness range (None as :func:`playlista.audio.bs1770.loudness` gives them), ``energy``
+    loudness range (None as :func:`playlista.audio.bs1770.loudness` gives them), the gated
+    400-ms blocks binned as :func:`playlista.audio.bs1770.histogram` bins them, the true peak
+    in dBTP (None for digital silence), ``energy``
     (RMS of the channel mean, full scale 1.0) and ``envelope`` [shape=(m,)], the standard
     deviation of the channel mean in consecutive 10-ms frames (what essentia's Danceability
     starts from).
@@ -53,6 +57,8 @@ class Decoded:
     energy: float
     envelope: np.ndarray = field(repr=False)
     excerpts: int = 0
+    true_peak_dbtp: float | None = None
+    loudness_histogram: tuple[tuple[int, int, float], ...] = field(default=(), repr=False)
 
     def note(self) -> str | None:
         """The warning a track analysed from excerpts carries; None for a whole track."""
@@ -80,6 +86,7 @@ class Preparer:
         self._max_seconds = max_seconds
         self._meter = bs1770.LoudnessMeter(sr=sr, channels=min(channels, 2))
         self._pass = self._meter.new_pass(frame=max(2, int(ENVELOPE_SECONDS * sr)))
+        self._peak = bs1770.TruePeakMeter(channels=channels)
         # The mono mix of folded channels: each fold's share of the original channels.
         self._mix = (math.ceil(channels / 2) / channels, (channels // 2) / channels)
         self._squares = 0.0
@@ -102,6 +109,7 @@ class Preparer:
             loudness_channels(block), self._pass, self._mix
         )
         self._meter.add_steps(steps)
+        self._peak.feed(block)
         self._squares += squares
         self._envelope.append(envelope)
         if self._stream is not None:
@@ -143,6 +151,8 @@ class Preparer:
             energy=math.sqrt(self._squares / self.frames) if self.frames else math.nan,
             envelope=np.concatenate(self._envelope or [np.empty(0, np.float32)]),
             excerpts=excerpts,
+            true_peak_dbtp=self._peak.dbtp,
+            loudness_histogram=self._meter.histogram(),
         )
 
     def _resample(self, mono: np.ndarray) -> np.ndarray:

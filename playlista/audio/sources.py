@@ -26,6 +26,13 @@ FEATURE_SOURCES: dict[str, str] = {
     "camelot": "playlista camelot() of the key and mode",
     "loudness_lufs": "playlista ITU-R BS.1770-4 integrated loudness (EBU R 128), gated",
     "loudness_range_lu": "playlista EBU Tech 3342 loudness range of 3-s short-term blocks",
+    "true_peak_dbtp": (
+        "playlista ITU-R BS.1770-4 Annex 2 true peak: 4x oversampling through the Annex's "
+        "48-tap interpolation filter, every channel"
+    ),
+    "loudness_histogram": (
+        "playlista BS.1770 400-ms blocks above -70 LUFS in 0.1-LU bins (count, summed power)"
+    ),
     "energy": "RMS of the mono signal at the file's rate (linear, full scale = 1.0)",
     "danceability": "essentia Danceability's detrended fluctuation analysis (playlista, numpy)",
     "spectral_centroid_hz": "librosa feature.spectral_centroid",

@@ -5,9 +5,12 @@ The writer (the flow process, or the CLI for local use) calls :func:`generate` o
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import duckdb
 
@@ -15,6 +18,7 @@ from playlista.errors import PlaylistError
 from playlista.playlists import m3u
 from playlista.playlists.build import build
 from playlista.playlists.model import Playlist, PlaylistSpec
+from playlista.playlists.pathmap import PathMap
 from playlista.store.playlists import load_tracks, replace_playlists, spec_files
 
 log = logging.getLogger(__name__)
@@ -26,14 +30,19 @@ def generate(
     *,
     out_dir: str | os.PathLike[str],
     base: str | os.PathLike[str] | None = None,
+    path_map: PathMap | None = None,
 ) -> list[Playlist]:
     """Make ``spec``'s playlists, write each as ``out_dir/<name>.m3u8`` and replace the rows
-    the spec made before; a file the spec made before and no longer makes is removed."""
+    the spec made before; a file the spec made before and no longer makes is removed.
+
+    With ``path_map``, the files hold the mapped paths (the rows keep the real ones) and a
+    track that no mapping covers is left out of its file, named in ``Playlist.unmapped``.
+    """
     tracks = load_tracks(con, spec)
     playlists = build(spec, tracks)
     targets = [m3u.target(out_dir, p.name) for p in playlists]  # every name checked first
     row = {path: i for i, path in enumerate(tracks.paths)}
-    durations = []
+    durations, made = [], []
     for playlist, path in zip(playlists, targets, strict=True):
         entries = [
             m3u.Entry(
@@ -45,8 +54,10 @@ def generate(
             for p in playlist.paths
         ]
         durations.append(sum(e.duration_s or 0.0 for e in entries))
+        entries, unmapped = _on_device(entries, path_map)
         text = m3u.render(entries, title=playlist.title, base=os.fspath(base) if base else None)
         m3u.write_atomic(path, text)
+        made.append(dataclasses.replace(playlist, unmapped=unmapped))
     old = spec_files(con, spec.name)
     replace_playlists(con, spec.name, playlists, [str(t) for t in targets], durations)
     folder = Path(out_dir).resolve()
@@ -54,13 +65,45 @@ def generate(
         stale_path = Path(stale)
         if stale_path.parent == folder and stale_path.suffix == ".m3u8":
             stale_path.unlink(missing_ok=True)
-    for playlist in playlists:
+    for playlist in made:
         log.info("%s: %d tracks (%s)", playlist.name, len(playlist.paths), playlist.title)
-    return playlists
+        if playlist.unmapped:
+            log.warning(
+                "%s: %d tracks under no --path-map prefix, left out of the file: %s",
+                playlist.name,
+                len(playlist.unmapped),
+                ", ".join(playlist.unmapped[:5]) + (", ..." if len(playlist.unmapped) > 5 else ""),
+            )
+    return made
 
 
-def load_specs(path: str | os.PathLike[str]) -> list[PlaylistSpec]:
-    """The playlists of a YAML file: ``playlists:``, a list of entries (see the README)."""
+def _on_device(
+    entries: list[m3u.Entry], path_map: PathMap | None
+) -> tuple[list[m3u.Entry], tuple[str, ...]]:
+    """``entries`` with their paths mapped, and the paths no mapping covers (left out)."""
+    if not path_map:
+        return entries, ()
+    kept, unmapped = [], []
+    for entry in entries:
+        target = path_map.apply(entry.path)
+        if target is None:
+            unmapped.append(entry.path)
+        else:
+            kept.append(dataclasses.replace(entry, path=target))
+    return kept, tuple(unmapped)
+
+
+@dataclass(frozen=True)
+class PlaylistFile:
+    """A playlists YAML file: its entries, and the path map its files are written with."""
+
+    specs: list[PlaylistSpec]
+    path_map: PathMap = field(default_factory=PathMap)
+
+
+def load_file(path: str | os.PathLike[str]) -> PlaylistFile:
+    """The playlists of a YAML file: ``playlists:``, a list of entries, and an optional
+    ``path_map:`` (``{FROM: TO}`` or a list of ``FROM=TO``); see the README."""
     import yaml
 
     try:
@@ -70,8 +113,15 @@ def load_specs(path: str | os.PathLike[str]) -> list[PlaylistSpec]:
     entries = document.get("playlists") if isinstance(document, dict) else None
     if not isinstance(entries, list) or not entries:
         raise PlaylistError(f"{path}: expected a list under 'playlists:'")
+    assert isinstance(document, dict)
+    if unknown := sorted(set(document) - {"playlists", "path_map"}):
+        raise PlaylistError(f"{path}: unknown keys {unknown}")
     specs = [PlaylistSpec.from_dict(e) for e in entries]
     names = [s.name for s in specs]
     if len(set(names)) != len(names):
         raise PlaylistError(f"{path}: playlist names repeat: {sorted(names)}")
-    return specs
+    mapping: Any = document.get("path_map")
+    try:
+        return PlaylistFile(specs, PathMap.parse(mapping))
+    except PlaylistError as exc:
+        raise PlaylistError(f"{path}: {exc}") from exc

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-import tempfile
+import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -52,9 +52,14 @@ def target(out_dir: str | os.PathLike[str], name: str) -> Path:
 
 
 def write_atomic(path: Path, text: str) -> None:
-    """Write ``text`` next to ``path`` and rename it over ``path``: readers see old or new."""
+    """Write ``text`` next to ``path`` and rename it over ``path``: readers see old or new.
+
+    The file gets the permissions of any file the user creates (0666 less the umask), so
+    that a player or media server running as someone else can read it where it may.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    tmp = path.parent / f".{path.name}.{secrets.token_hex(8)}.tmp"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
     try:
         with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as f:
             f.write(text)

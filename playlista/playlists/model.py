@@ -138,7 +138,10 @@ class Tracks:
 
 @dataclass(frozen=True)
 class Playlist:
-    """A playlist made from a spec: its tracks in order, as paths."""
+    """A playlist made from a spec: its tracks in order, as paths.
+
+    ``unmapped`` are the tracks left out of its file because no path mapping covers them.
+    """
 
     name: str
     spec: str
@@ -146,3 +149,4 @@ class Playlist:
     method: Method
     parameters: dict[str, Any] = field(default_factory=dict)
     paths: tuple[str, ...] = ()
+    unmapped: tuple[str, ...] = ()

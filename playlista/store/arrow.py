@@ -35,6 +35,9 @@ _TAG_TYPES = {
     "duration_s": pa.float64(),
 }
 _ARRAY_SIZES = {"mfcc_mean": 13, "mfcc_std": 13, "chroma_mean": 12}
+_HISTOGRAM = pa.list_(
+    pa.struct([("bin", pa.int16()), ("blocks", pa.int32()), ("energy", pa.float64())])
+)
 _TEXT_FEATURES = {"key", "mode", "camelot"}
 _TS = pa.timestamp("us", tz="UTC")
 
@@ -80,6 +83,8 @@ def features_table(results: Sequence[TrackResult]) -> pa.Table:
             continue
         if f.name in _ARRAY_SIZES:
             columns[f.name] = pa.array(values, pa.list_(pa.float32(), _ARRAY_SIZES[f.name]))
+        elif f.name == "loudness_histogram":
+            columns[f.name] = pa.array(values, _HISTOGRAM)
         elif f.name in _TEXT_FEATURES:
             columns[f.name] = pa.array(values, pa.string())
         else:

@@ -227,10 +227,108 @@ CREATE TABLE playlist_tracks (
 );
 """
 
+_REPLAYGAIN = """
+ALTER TABLE track_features ADD COLUMN true_peak_dbtp DOUBLE;
+-- The track's 400-ms blocks above the -70 LUFS absolute gate, in 0.1-LU bins (bin b holds
+-- the blocks of loudness -70 + b/10 <= l < -70 + (b+1)/10): how many, and their summed
+-- K-weighted mean-square power. An album's gated loudness is combined from them.
+ALTER TABLE track_features
+    ADD COLUMN loudness_histogram STRUCT(bin SMALLINT, blocks INTEGER, energy DOUBLE)[];
+
+CREATE OR REPLACE VIEW library AS
+WITH tag_best AS (
+    SELECT path, tag, max(score) AS score FROM track_tag_scores GROUP BY path, tag
+), top AS (
+    SELECT path, list(tag ORDER BY score DESC, tag)[1:5] AS top_tags
+    FROM tag_best GROUP BY path
+)
+SELECT
+    f.path, t.title, t.artist, t.album, t.albumartist, t.genre, t.year, t.track_no,
+    t.track_total, t.disc_no, t.disc_total, x.duration_s, t.codec, t.bitrate, t.sample_rate,
+    t.channels, x.bpm, x.bpm_confidence, x."key", x.mode, x.key_strength, x.camelot,
+    x.loudness_lufs, x.loudness_range_lu, x.true_peak_dbtp,
+    -18 - x.loudness_lufs AS replaygain_track_gain_db,
+    pow(10, x.true_peak_dbtp / 20) AS replaygain_track_peak,
+    x.energy, x.danceability, x.spectral_centroid_hz,
+    x.spectral_rolloff_hz, x.spectral_flatness, x.spectral_bandwidth_hz, x.zero_crossing_rate,
+    x.onset_rate, x.mfcc_mean, x.mfcc_std, x.chroma_mean, top.top_tags,
+    t.musicbrainz_trackid, t.musicbrainz_albumid, t.musicbrainz_artistid,
+    t.replaygain_track_gain_db AS tag_replaygain_track_gain_db,
+    t.replaygain_track_peak AS tag_replaygain_track_peak,
+    t.replaygain_album_gain_db AS tag_replaygain_album_gain_db,
+    t.replaygain_album_peak AS tag_replaygain_album_peak,
+    f.size, f.mtime_ns, x.decoder, x.worker, x.warnings, x.analyzer_version, x.analyzed_at
+FROM files AS f
+JOIN track_features AS x USING (path)
+LEFT JOIN track_tags AS t USING (path)
+LEFT JOIN top USING (path)
+WHERE f.status = 'present';
+
+-- The album of each track: its albumartist and album tags when it has both, its album tag
+-- and folder when it has no albumartist, its folder when it has no album tag.
+CREATE VIEW album_tracks AS
+SELECT path,
+       CASE WHEN album IS NOT NULL THEN albumartist END AS albumartist,
+       album,
+       CASE WHEN album IS NULL OR albumartist IS NULL THEN parse_dirpath(path) END AS folder
+FROM library;
+
+-- Per album, BS.1770's gated loudness of all its tracks' blocks together (their histograms
+-- summed; the relative gate 10 LU under the loudness of the blocks above -70 LUFS; the bin
+-- the gate falls in counted for its share above the gate), ReplayGain 2.0's album gain
+-- (-18 LUFS reference) and the album's peak, the highest true peak of its tracks.
+CREATE VIEW albums AS
+WITH member AS (
+    SELECT a.albumartist, a.album, a.folder, x.duration_s, x.true_peak_dbtp,
+           x.loudness_histogram
+    FROM album_tracks AS a JOIN track_features AS x USING (path)
+), bins AS (
+    SELECT albumartist, album, folder, h.bin, sum(h.blocks) AS blocks, sum(h.energy) AS energy
+    FROM member, unnest(loudness_histogram) AS u(h)
+    GROUP BY ALL
+), gate AS (
+    SELECT *, 10 * log10(sum(energy) OVER album / sum(blocks) OVER album) - 0.691 - 10 AS lufs
+    FROM bins
+    WINDOW album AS (PARTITION BY albumartist, album, folder)
+), gated AS (
+    SELECT albumartist, album, folder,
+           10 * log10(sum(energy * share) / nullif(sum(blocks * share), 0)) - 0.691
+               AS loudness_lufs
+    FROM (SELECT *, greatest(0, least(1, (-70 + (bin + 1) / 10 - lufs) * 10)) AS share
+          FROM gate)
+    GROUP BY ALL
+), summary AS (
+    SELECT albumartist, album, folder, count(*) AS tracks, sum(duration_s) AS duration_s,
+           max(true_peak_dbtp) AS true_peak_dbtp
+    FROM member
+    GROUP BY ALL
+)
+SELECT s.albumartist, s.album, s.folder, s.tracks, s.duration_s, g.loudness_lufs,
+       -18 - g.loudness_lufs AS replaygain_album_gain_db, s.true_peak_dbtp,
+       pow(10, s.true_peak_dbtp / 20) AS replaygain_album_peak
+FROM summary AS s
+LEFT JOIN gated AS g
+    ON g.albumartist IS NOT DISTINCT FROM s.albumartist
+   AND g.album IS NOT DISTINCT FROM s.album
+   AND g.folder IS NOT DISTINCT FROM s.folder;
+
+-- What a tagger writes into each file: ReplayGain 2.0 track and album gain and peak.
+CREATE VIEW replaygain AS
+SELECT l.path, a.albumartist, a.album, a.folder, l.replaygain_track_gain_db,
+       l.replaygain_track_peak, b.replaygain_album_gain_db, b.replaygain_album_peak
+FROM library AS l
+JOIN album_tracks AS a USING (path)
+LEFT JOIN albums AS b
+    ON b.albumartist IS NOT DISTINCT FROM a.albumartist
+   AND b.album IS NOT DISTINCT FROM a.album
+   AND b.folder IS NOT DISTINCT FROM a.folder;
+"""
+
 MIGRATIONS: list[tuple[str, str]] = [
     ("0001_initial", _INITIAL),
     ("0002_musicnn", _MUSICNN),
     ("0003_playlists", _PLAYLISTS),
+    ("0004_replaygain", _REPLAYGAIN),
 ]
 
 

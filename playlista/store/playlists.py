@@ -18,6 +18,7 @@ from playlista.store.where import Filter, order_clause, parse_filter
 # What `playlista export` writes, one Parquet file each.
 EXPORTED = (
     "library",
+    "albums",
     "track_musicnn",
     "track_tag_scores",
     "failures",

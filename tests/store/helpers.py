@@ -80,6 +80,7 @@ def track(
             camelot="8A",
             loudness_lufs=-9.5,
             loudness_range_lu=6.25,
+            true_peak_dbtp=1.5,
             energy=0.21,
             danceability=1.4,
             spectral_centroid_hz=2100.5,

@@ -143,8 +143,11 @@ def test_values_round_trip_into_the_library_view(store: Store, lib: Path) -> Non
         2,
     )
     assert row["duration_s"] == 180.25  # the decoded length, not the header's 181
-    assert row["replaygain_track_gain_db"] == -6.5
-    assert row["replaygain_album_peak"] is None
+    assert row["tag_replaygain_track_gain_db"] == -6.5  # as tagged
+    assert row["tag_replaygain_album_peak"] is None
+    assert row["replaygain_track_gain_db"] == -18 - -9.5  # as measured
+    assert row["true_peak_dbtp"] == 1.5
+    assert row["replaygain_track_peak"] == pytest.approx(10 ** (1.5 / 20))
     assert (row["bpm"], row["bpm_confidence"]) == (128.0, 0.75)
     assert (row["key"], row["mode"], row["camelot"]) == ("A", "minor", "8A")
     assert row["key_strength"] == pytest.approx(0.62)
