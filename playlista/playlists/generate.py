@@ -28,13 +28,14 @@ def generate(
     base: str | os.PathLike[str] | None = None,
 ) -> list[Playlist]:
     """Make ``spec``'s playlists, write each as ``out_dir/<name>.m3u8`` and replace the rows
-    the spec made before; a file the spec made before and no longer makes is removed."""
+    the spec made before; a file the spec made before and no longer makes is removed. The
+    files change only once the rows have committed."""
     tracks = load_tracks(con, spec)
     playlists = build(spec, tracks)
     targets = [m3u.target(out_dir, p.name) for p in playlists]  # every name checked first
     row = {path: i for i, path in enumerate(tracks.paths)}
-    durations = []
-    for playlist, path in zip(playlists, targets, strict=True):
+    durations, texts = [], []
+    for playlist in playlists:
         entries = [
             m3u.Entry(
                 path=p,
@@ -45,10 +46,15 @@ def generate(
             for p in playlist.paths
         ]
         durations.append(sum(e.duration_s or 0.0 for e in entries))
-        text = m3u.render(entries, title=playlist.title, base=os.fspath(base) if base else None)
-        m3u.write_atomic(path, text)
+        texts.append(
+            m3u.render(entries, title=playlist.title, base=os.fspath(base) if base else None)
+        )
     old = spec_files(con, spec.name)
-    replace_playlists(con, spec.name, playlists, [str(t) for t in targets], durations)
+    m3u.write_after(
+        targets,
+        texts,
+        lambda: replace_playlists(con, spec.name, playlists, [str(t) for t in targets], durations),
+    )
     folder = Path(out_dir).resolve()
     for stale in set(old) - {str(t) for t in targets}:
         stale_path = Path(stale)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -51,14 +51,25 @@ def target(out_dir: str | os.PathLike[str], name: str) -> Path:
     return path
 
 
-def write_atomic(path: Path, text: str) -> None:
-    """Write ``text`` next to ``path`` and rename it over ``path``: readers see old or new."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+def write_after(paths: Sequence[Path], texts: Sequence[str], commit: Callable[[], None]) -> None:
+    """Write each text to its path once ``commit()`` has returned, each atomically.
+
+    The texts go to temporary files beside their paths first; only when ``commit`` (the
+    transaction of the playlists' rows) succeeds are they renamed over the old files. If
+    anything fails, the temporary files are removed and the old files stay as they were.
+    """
+    written: list[tuple[str, Path]] = []
     try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as f:
-            f.write(text)
-        os.replace(tmp, path)
+        for path, text in zip(paths, texts, strict=True):
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+            written.append((tmp, path))
+            with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as f:
+                f.write(text)
+        commit()
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        for tmp, _ in written:
+            Path(tmp).unlink(missing_ok=True)
         raise
+    for tmp, path in written:
+        os.replace(tmp, path)
