@@ -227,10 +227,20 @@ CREATE TABLE playlist_tracks (
 );
 """
 
+_OUTCOMES = """
+-- A failure of a file whose content has not changed leaves its last good analysis in place:
+-- when it was made, or NULL when the library holds none for the file.
+ALTER TABLE failures ADD COLUMN kept_analysis_at TIMESTAMPTZ;
+-- What ended a run that failed, and the folders its discovery could not list.
+ALTER TABLE runs ADD COLUMN error VARCHAR;
+ALTER TABLE runs ADD COLUMN unlisted BIGINT;
+"""
+
 MIGRATIONS: list[tuple[str, str]] = [
     ("0001_initial", _INITIAL),
     ("0002_musicnn", _MUSICNN),
     ("0003_playlists", _PLAYLISTS),
+    ("0004_outcomes", _OUTCOMES),
 ]
 
 

@@ -157,6 +157,7 @@ def counts(**nonzero: int) -> dict[str, int]:
         "deleted",
         "retried",
         "refreshed",
+        "unlisted",
     )
     return {k: nonzero.get(k, 0) for k in keys}
 
