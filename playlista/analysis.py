@@ -15,14 +15,18 @@ import time
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 
+import numpy as np
+
 from playlista.audio.decode import decode
 from playlista.audio.features import extract_features
 from playlista.audio.isolate import DecoderProcess
 from playlista.audio.tags import read_tags
 from playlista.errors import (
     AnalysisError,
+    DecodeError,
     EmptyFileError,
     FileVanishedError,
+    InvalidInputError,
     TransientIOError,
     UnreadableFileError,
 )
@@ -33,6 +37,7 @@ from playlista.records import (
     Failure,
     Features,
     FileStat,
+    ModelScores,
     MusicnnResult,
     Part,
     Tags,
@@ -115,7 +120,7 @@ def analyze_file(
         )
         clock = time.perf_counter()
         musicnn = (
-            musicnn_scores(y=decoded.samples, sr=decoded.sr, taggers=taggers, cap=max_patches)
+            _musicnn(path, decoded.samples, decoded.sr, taggers, max_patches)
             if taggers and "musicnn" in parts
             else ()
         )
@@ -155,6 +160,28 @@ def analyze_file(
         musicnn_version=musicnn_version,
         stage_seconds=tuple(stages.items()),
     )
+
+
+def _musicnn(
+    path: str, samples: np.ndarray, sr: int, taggers: Mapping[str, Tagger], cap: int
+) -> tuple[ModelScores, ...]:
+    """MusiCNN's verdict on decoded ``samples``, or the file's failure when they are no audio.
+
+    A decoder can return finite samples far beyond full scale (a damaged float WAV) whose
+    mono mix overflows: the tagger refuses them with :class:`InvalidInputError`, and that is
+    this file's :class:`DecodeError`. Refused samples that mix fine mean the call was wrong:
+    a bug, raised as it is.
+    """
+    try:
+        return musicnn_scores(y=samples, sr=sr, taggers=taggers, cap=cap)
+    except InvalidInputError as exc:
+        with np.errstate(over="ignore", invalid="ignore"):
+            mixed = np.isfinite(samples.mean(axis=0)).all()  # as the tagger mixes them
+        if mixed:
+            raise
+        raise DecodeError(
+            path, "the decoded samples are far beyond full scale and overflow when mixed"
+        ) from exc
 
 
 def _since(started: float) -> float:
