@@ -15,12 +15,12 @@ import time
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
-import essentia.standard as es
 import librosa
 import numpy as np
 import soxr
 
 from playlista.audio import bs1770, stft
+from playlista.audio.essentia_algorithms import es
 from playlista.audio.longtrack import WholeFile, channel_mean, loudness_channels, sum_of_squares
 from playlista.audio.sources import (
     BEAT_TOLERANCE,

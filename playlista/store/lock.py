@@ -70,6 +70,21 @@ def probe(db_path: str | os.PathLike[str]) -> Iterator[bool]:
                 fcntl.flock(lock.fileno(), fcntl.LOCK_UN)
 
 
+def run_writing(db_path: str | os.PathLike[str]) -> bool:
+    """Whether a run holds the writer lock of ``db_path`` now; creates no file."""
+    try:
+        fd = os.open(lock_path(db_path), os.O_RDONLY)
+    except FileNotFoundError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)  # and with it a shared lock it took
+    return False
+
+
 def lock_path(db_path: str | os.PathLike[str]) -> str:
     """``<db>.lock`` beside the real file ``db_path`` names."""
     return f"{os.path.realpath(db_path)}.lock"
