@@ -36,7 +36,8 @@ BENCH_CORPUS ?= .bench-corpus
 BENCH_TRACKS ?= 24
 
 .PHONY: setup analyze test lint browser server deploy worker faults
-.PHONY: bench bench-corpus bench-scaling bench-memory bench-rescan bench-accuracy bench-all
+.PHONY: bench bench-corpus bench-scaling bench-memory bench-rescan bench-accuracy bench-scheduler
+.PHONY: bench-all
 
 setup: .venv/.synced
 
@@ -115,4 +116,8 @@ bench-rescan: setup
 bench-accuracy: setup
 	.venv/bin/python bench/accuracy.py --corpus $(SHARED_CORPUS)
 
-bench-all: bench bench-scaling bench-memory bench-rescan bench-accuracy
+# The Dask scheduler's memory over 30 flow runs against one long-lived cluster.
+bench-scheduler: setup
+	.venv/bin/python bench/scheduler_memory.py --corpus $(SHARED_CORPUS)
+
+bench-all: bench bench-scaling bench-memory bench-rescan bench-accuracy bench-scheduler
