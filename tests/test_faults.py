@@ -288,7 +288,7 @@ def test_hangs_and_crashes_are_recorded_and_a_transient_error_is_retried(
 # -- 4. a worker killed -------------------------------------------------------------------
 
 
-def kill_a_busy_worker(log: Path, db: Path) -> tuple[str, tuple[str, ...]]:
+def kill_a_busy_worker(log: Path) -> tuple[str, tuple[str, ...]]:
     """SIGKILL a worker of the run's cluster while it runs a batch whose Prefect task run has
     started; the worker's address and the batches it had."""
     from distributed import Client
@@ -298,7 +298,7 @@ def kill_a_busy_worker(log: Path, db: Path) -> tuple[str, tuple[str, ...]]:
         timeout=300,
         what="the run's cluster",
     )
-    ((flow_run_id,),) = rows(db, "SELECT flow_run_id FROM runs WHERE status = 'running'")
+    flow_run_id = wait_for(running_flow_run, timeout=300, what="the running flow run")
 
     def running() -> dict[str, tuple[str, ...]]:
         executing = client.run(lambda dask_worker: [t.key for t in dask_worker.state.executing])
@@ -314,6 +314,23 @@ def kill_a_busy_worker(log: Path, db: Path) -> tuple[str, tuple[str, ...]]:
         pid = client.run(os.getpid, workers=[worker])[worker]
         psutil.Process(pid).send_signal(signal.SIGKILL)
     return worker, keys
+
+
+def running_flow_run() -> str | None:
+    """The id of the flow run the Prefect API has running (the run holds the database, so its
+    `runs` row cannot be read meanwhile), or None."""
+    from prefect import get_client
+    from prefect.client.schemas.filters import (
+        FlowRunFilter,
+        FlowRunFilterState,
+        FlowRunFilterStateType,
+    )
+    from prefect.client.schemas.objects import StateType
+
+    running = FlowRunFilterState(type=FlowRunFilterStateType(any_=[StateType.RUNNING]))
+    with get_client(sync_client=True) as client:
+        flow_runs = client.read_flow_runs(flow_run_filter=FlowRunFilter(state=running))
+    return str(flow_runs[0].id) if len(flow_runs) == 1 else None
 
 
 def task_run_states(flow_run_id: str) -> list[tuple[str, str]]:
@@ -350,7 +367,7 @@ def test_a_worker_killed_mid_run_loses_nothing_and_counts_nothing_twice(
     cli, log = start_cli(tmp_path, *analyze_args(lib, db), "--verbose", env=env)
     wait_for_plan(log)
     wait_for(lambda: analysed_paths(db) or {}, timeout=600, what="a first stored batch")
-    _, in_flight = kill_a_busy_worker(log, db)
+    _, in_flight = kill_a_busy_worker(log)
     assert in_flight and all(k.startswith("analyze") for k in in_flight), in_flight
     output = finish(cli, log)
     assert cli.returncode == 0, output[-3000:]

@@ -77,7 +77,7 @@ def faulty_run(tmp_path: Path, lib: Path, db: Path, n: int, hang: str) -> str:
     cli, log = start_cli(tmp_path, *args, *extra, "--verbose", env=env, log=f"run{n}")
     wait_for_plan(log)
     stored = wait_for(lambda: analysed_paths(db) or {}, timeout=600, what="a first stored batch")
-    kill_a_busy_worker(log, db)
+    kill_a_busy_worker(log)
     holder = hold(db)
     try:
         wait_for(
