@@ -39,7 +39,8 @@ EVALSET ?= .bench-evalset
 ACCURACY_JOBS ?= 2
 
 .PHONY: setup analyze test lint browser server deploy worker faults
-.PHONY: bench bench-corpus bench-scaling bench-memory bench-rescan bench-accuracy bench-evalset bench-loudness
+.PHONY: bench bench-corpus bench-scaling bench-memory bench-rescan bench-accuracy bench-evalset
+.PHONY: bench-loudness bench-scheduler
 .PHONY: bench-all
 
 setup: .venv/.synced
@@ -133,4 +134,9 @@ bench-evalset: setup
 bench-loudness: setup bench-corpus
 	.venv/bin/python bench/loudness.py $(BENCH_CORPUS) --tracks $(BENCH_TRACKS)
 
-bench-all: bench bench-scaling bench-memory bench-rescan bench-accuracy bench-loudness
+# The Dask scheduler's memory over 30 flow runs against one long-lived cluster.
+bench-scheduler: setup
+	.venv/bin/python bench/scheduler_memory.py --corpus $(SHARED_CORPUS)
+
+bench-all: bench bench-scaling bench-memory bench-rescan bench-accuracy bench-loudness \
+	bench-scheduler

@@ -1,4 +1,9 @@
-"""``playlista``: analyse a library, list failures, query the database."""
+"""``playlista``: analyse a library, list failures, query the database.
+
+A mistake (a bad option, a missing folder or database, an SQL error) is one line on stderr
+that says what is wrong and what to do, with exit status 2 for usage errors and 1 otherwise,
+and nothing is written. Anything else that goes wrong is a bug, and shows its traceback.
+"""
 
 from __future__ import annotations
 
@@ -6,9 +11,9 @@ import argparse
 import os
 import sys
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, NoReturn
 
-from playlista.errors import PlaylistaError
+from playlista.errors import FilterError, PlaylistaError
 from playlista.settings import PREFECT_ENVIRONMENT
 
 
@@ -19,16 +24,54 @@ def main(argv: Sequence[str] | None = None) -> int:
         os.environ.setdefault(name, value)
     try:
         return int(args.run(args))
+    except FilterError as exc:
+        print(
+            f"playlista: {exc}; see what a filter may use in the README's Playlists",
+            file=sys.stderr,
+        )
+        return 1
     except PlaylistaError as exc:
         print(f"playlista: {exc}", file=sys.stderr)
         return 1
 
 
-def _parser() -> argparse.ArgumentParser:
+class _Parser(argparse.ArgumentParser):
+    """argparse, with a usage error as one line: what is wrong, and where the usage is."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: {message} (see `{self.prog} --help`)\n")
+
+
+def _count(text: str) -> int:
+    """A whole number of at least 1, for argparse."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text} is less than 1")
+    return value
+
+
+def _defaults() -> Any:
+    """The settings, or a one-line usage error naming the environment variable that is wrong."""
+    from pydantic import ValidationError
+
     from playlista.settings import Settings
 
-    defaults = Settings()
-    parser = argparse.ArgumentParser(
+    try:
+        return Settings()
+    except ValidationError as exc:
+        problem = exc.errors()[0]
+        name = "PLAYLISTA_" + str(problem["loc"][0]).upper()
+        value = os.environ.get(name, "")
+        sys.stderr.write(f"playlista: {name}={value!r}: {problem['msg']}; correct it or unset it\n")
+        raise SystemExit(2) from None
+
+
+def _parser() -> argparse.ArgumentParser:
+    defaults = _defaults()
+    parser = _Parser(
         prog="playlista",
         description="Analyse a local music library into DuckDB with Prefect and Dask.",
     )
@@ -37,25 +80,21 @@ def _parser() -> argparse.ArgumentParser:
     analyze = sub.add_parser("analyze", help="analyse new and changed files under ROOTs")
     analyze.add_argument("roots", nargs="+", metavar="ROOT", help="folder of music")
     analyze.add_argument("--db", default=str(defaults.db), help="DuckDB file (%(default)s)")
+    # None: not given here, and the flow takes PLAYLISTA_<NAME> or the built-in default.
     analyze.add_argument(
-        "--batch-size", type=int, default=defaults.batch_size, help="files per task (%(default)s)"
+        "--batch-size", type=_count, help=f"files per task ({defaults.batch_size})"
     )
     analyze.add_argument(
-        "--workers",
-        type=int,
-        default=defaults.workers,
-        help="local worker processes (default: one per core)",
+        "--workers", type=_count, help="local worker processes (default: one per core)"
     )
     analyze.add_argument(
         "--max-workers",
-        type=int,
-        default=defaults.max_workers,
+        type=_count,
         help="scale the local cluster by load up to this many workers",
     )
     analyze.add_argument(
         "--min-workers",
-        type=int,
-        default=defaults.min_workers,
+        type=_count,
         help="with --max-workers: the fewest workers kept (default 1)",
     )
     analyze.add_argument(
@@ -73,7 +112,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     analyze.add_argument("--follow-symlinks", action="store_true", help="follow symbolic links")
     analyze.add_argument("--verbose", action="store_true", help="show every log line")
-    analyze.set_defaults(run=_analyze)
+    analyze.set_defaults(run=_analyze, parser=analyze)
 
     failures = sub.add_parser("failures", help="list files that could not be analysed")
     failures.add_argument("--db", default=str(defaults.db), help="DuckDB file (%(default)s)")
@@ -81,7 +120,7 @@ def _parser() -> argparse.ArgumentParser:
 
     similar = sub.add_parser("similar", help="the tracks most like one track, by MusiCNN embedding")
     similar.add_argument("path", help="an analysed file")
-    similar.add_argument("-n", type=int, default=10, help="how many (%(default)s)")
+    similar.add_argument("-n", type=_count, default=10, help="how many (%(default)s)")
     similar.add_argument(
         "--model",
         default="MSD_musicnn",
@@ -145,20 +184,20 @@ def _playlist_parser(sub: argparse._SubParsersAction, db: object) -> None:
     rules = method("rules", "tracks matching a filter")
     rules.add_argument("--where", required=True, help='e.g. "bpm BETWEEN 120 AND 130"')
     rules.add_argument("--order-by", help='a library column, e.g. "bpm" or "energy desc"')
-    rules.add_argument("-n", "--limit", type=int, help="at most this many tracks")
+    rules.add_argument("-n", "--limit", type=_count, help="at most this many tracks")
     similar = method("similar", "the tracks nearest some seed tracks, artists spaced out")
     similar.add_argument("seeds", nargs="+", metavar="SEED", help="analysed file(s)")
-    similar.add_argument("-n", "--limit", type=int, default=25, help="tracks (%(default)s)")
+    similar.add_argument("-n", "--limit", type=_count, default=25, help="tracks (%(default)s)")
     path = method("path", "a smooth chain from track A to track B")
     path.add_argument("start", metavar="A")
     path.add_argument("end", metavar="B")
-    path.add_argument("-n", "--limit", type=int, default=10, help="tracks, A and B included")
+    path.add_argument("-n", "--limit", type=_count, default=10, help="tracks, A and B included")
     harmonic = method("harmonic", "a set ordered for mixing: Camelot neighbours, close BPM")
     harmonic.add_argument("--where", help="which tracks (default: all)")
     harmonic.add_argument("--start", help="the first track (default: the slowest)")
-    harmonic.add_argument("-n", "--limit", type=int, help="at most this many tracks")
+    harmonic.add_argument("-n", "--limit", type=_count, help="at most this many tracks")
     clusters = method("clusters", "k-means groups, each a playlist NAME-1, NAME-2, ...")
-    clusters.add_argument("-k", type=int, help="how many (default: about sqrt(tracks/2))")
+    clusters.add_argument("-k", type=_count, help="how many (default: about sqrt(tracks/2))")
     clusters.add_argument("--where", help="which tracks (default: all)")
     for p in (similar, path, clusters):
         p.add_argument("--model", default="MSD_musicnn", choices=("MSD_musicnn", "MTT_musicnn"))
@@ -166,9 +205,18 @@ def _playlist_parser(sub: argparse._SubParsersAction, db: object) -> None:
 
 
 def _analyze(args: argparse.Namespace) -> int:
-    if not args.verbose:
-        # The progress bar says what the per-task log lines would; they still reach the API.
-        os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", "WARNING")
+    _check_analyze_args(args)
+    from playlista.store.db import check_database_file
+
+    for root in args.roots:  # before anything is written: no database, no lock file
+        if not os.path.isdir(root):
+            raise PlaylistaError(f"{root} is not a folder; give the folder(s) your music is in")
+    check_database_file(args.db)
+    if args.dask_address:
+        from playlista.cluster import check_cluster
+
+        check_cluster(args.dask_address, [os.path.abspath(r) for r in args.roots])
+    _quiet_prefect(args.verbose)
     from flows.analyze_library import analyze_library
     from playlista.store import connect
     from playlista.store.lock import probe
@@ -195,15 +243,44 @@ def _analyze(args: argparse.Namespace) -> int:
     return 0
 
 
+def _check_analyze_args(args: argparse.Namespace) -> None:
+    """Options that cannot go together: a usage error, before anything starts."""
+    parser = args.parser
+    if args.min_workers is not None and args.max_workers is None:
+        parser.error("--min-workers needs --max-workers")
+    if args.min_workers is not None and args.min_workers > args.max_workers:
+        parser.error(f"--min-workers {args.min_workers} is more than --max-workers")
+    if args.workers is not None and args.max_workers is not None:
+        parser.error("--workers is a fixed number, --max-workers a scaling one: give one")
+    if args.dask_address and (args.workers or args.max_workers or args.min_workers):
+        parser.error(
+            "--workers, --min-workers and --max-workers size a local cluster, "
+            "not one at --dask-address"
+        )
+
+
+def _quiet_prefect(verbose: bool) -> None:
+    """Prefect's own console lines only with ``--verbose``: the command says what matters.
+
+    Every line still reaches the Prefect API; playlista's errors are printed as one line,
+    and a bug raises with its traceback.
+    """
+    if not verbose:
+        os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", "CRITICAL")
+
+
 def _print_summary(summary: dict[str, object]) -> None:
     from rich.console import Console
     from rich.table import Table
 
     from playlista.store.db import RUN_COUNTERS
 
-    table = Table(title=f"playlista: {summary['db']}", show_header=False)
+    console = Console()
+    console.print(f"playlista: {summary['db']}", soft_wrap=True)
+    table = Table(show_header=False)
     for name in RUN_COUNTERS:
-        table.add_row(name.replace("_", " "), str(summary[name]))
+        if name != "unlisted" or summary[name]:
+            table.add_row(name.replace("_", " "), str(summary[name]))
     audio = float(summary["audio_seconds"])  # type: ignore[arg-type]
     wall = float(summary["wall_seconds"])  # type: ignore[arg-type]
     table.add_row("audio analysed", f"{audio / 3600:.2f} h")
@@ -214,8 +291,13 @@ def _print_summary(summary: dict[str, object]) -> None:
         if wall
         else "-",
     )
-    Console().print(table)
-    if summary["failed"]:
+    console.print(table)
+    if summary["staged"]:
+        print(
+            f"{summary['db']} was held by another process: {summary['staged']} batch(es) wait "
+            f"in {summary['db']}.staged and are merged by the next run"
+        )
+    if summary["failed"] or summary["unlisted"]:
         print(f"see the failures with: playlista failures --db {summary['db']}")
 
 
@@ -224,8 +306,10 @@ def _failures(args: argparse.Namespace) -> int:
     from playlista.store.db import failure_rows
 
     rows = failure_rows(connect(args.db, read_only=True))
-    for path, error_class, message, retryable, attempts, _last in rows:
+    for path, error_class, message, retryable, attempts, _last, kept in rows:
         kind = "transient" if retryable else "permanent"
+        if kept is not None:
+            message += f" (the library keeps its analysis of {kept:%Y-%m-%d %H:%M})"
         print(f"{error_class}\t{kind}\t{attempts}\t{path}\t{message}")
     print(f"{len(rows)} failure(s)", file=sys.stderr)
     return 0
@@ -240,8 +324,9 @@ def _similar(args: argparse.Namespace) -> int:
             connect(args.db, read_only=True), os.path.abspath(args.path), n=args.n, model=args.model
         )
     except LookupError as exc:
-        print(f"playlista: {exc.args[0]}", file=sys.stderr)
-        return 1
+        raise PlaylistaError(
+            f'{exc.args[0]}; see the analysed paths with `playlista sql "SELECT path FROM library"`'
+        ) from None
     for path, title, artist, similarity in rows:
         name = " - ".join(x for x in (artist, title) if x) or os.path.basename(path)
         print(f"{similarity:.3f}\t{name}\t{path}")
@@ -252,6 +337,7 @@ def _playlist(args: argparse.Namespace) -> int:
     from playlista.playlists.generate import load_file
     from playlista.playlists.model import PlaylistSpec
     from playlista.playlists.pathmap import PathMap
+    from playlista.store.db import check_database_file
     from playlista.store.where import order_clause, parse_filter
 
     if args.method == "list":
@@ -279,7 +365,10 @@ def _playlist(args: argparse.Namespace) -> int:
         if spec.where:
             parse_filter(spec.where)
         order_clause(spec.order_by)
-    os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", "WARNING")
+    check_database_file(args.db, must_exist=True)  # the flow would make an empty one
+    _output(args.out, folder=True, option="--out")
+    _check_named_tracks(args.db, specs)
+    _quiet_prefect(verbose=False)
     from flows.generate_playlists import generate_playlists
 
     run = args.method == "run"  # the flow reads the file itself, its path map too
@@ -315,6 +404,33 @@ def _base(base: str | None, *, mapped: bool) -> str | None:
     return os.path.abspath(base)
 
 
+def _check_named_tracks(db: str, specs: Sequence[Any]) -> None:
+    """Refuse a seed, start or end that names no analysed track, before any server starts.
+
+    Skipped while a run writes the database: the flow waits for it, then finds the same.
+    """
+    from playlista.store import connect
+    from playlista.store.lock import run_writing
+    from playlista.store.playlists import load_tracks
+
+    named = [s for s in specs if s.seeds or s.start or s.end]
+    if not named or run_writing(db):
+        return
+    with connect(db, read_only=True) as con:
+        for spec in named:
+            tracks = load_tracks(con, spec)
+            for path in (*spec.seeds, spec.start, spec.end):
+                if not path:
+                    continue
+                try:
+                    tracks.index_of(path)
+                except PlaylistaError as exc:
+                    raise PlaylistaError(
+                        f"{exc}; give an analysed file, or the end of its path "
+                        '(playlista sql "SELECT path FROM library")'
+                    ) from None
+
+
 def _list_playlists(args: argparse.Namespace) -> int:
     from playlista.store import connect
     from playlista.store.playlists import playlist_rows
@@ -330,6 +446,7 @@ def _export(args: argparse.Namespace) -> int:
     from playlista.store import connect
     from playlista.store.playlists import export_parquet
 
+    _output(args.parquet, folder=True, option="--parquet")
     for path in export_parquet(connect(args.db, read_only=True), args.parquet):
         print(path)
     return 0
@@ -342,6 +459,7 @@ def _report(args: argparse.Namespace) -> int:
     from playlista.store import connect
     from playlista.store.playlists import report_data
 
+    _output(args.out, folder=False, option="--out")
     page = render_report(report_data(connect(args.db, read_only=True)))
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -350,11 +468,42 @@ def _report(args: argparse.Namespace) -> int:
     return 0
 
 
+def _output(path: str, *, folder: bool, option: str) -> None:
+    """Refuse, before anything runs, an output ``path`` that cannot be written as asked:
+    a file where a folder is wanted or the reverse, or a place under a file or read-only."""
+    if os.path.exists(path) and os.path.isdir(path) != folder:
+        want = "a folder" if folder else "a file name"
+        raise PlaylistaError(
+            f"{path} is {'a file' if folder else 'a folder'}; give {option} {want}"
+        )
+    above = os.path.dirname(os.path.abspath(path))
+    while not os.path.exists(above):
+        above = os.path.dirname(above)
+    if not os.path.isdir(above) or not os.access(above, os.W_OK):
+        raise PlaylistaError(f"{path} cannot be written under {above}; give {option} another place")
+
+
 def _sql(args: argparse.Namespace) -> int:
+    import duckdb
+
     from playlista.store import connect
 
     con = connect(args.db, read_only=True)
-    print(con.sql(args.query))
+    try:
+        result = con.sql(args.query)
+        text = str(result) if result is not None else ""
+    except duckdb.Error as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        if "read-only mode" in first:
+            raise PlaylistaError(
+                f"sql runs read-only queries ({first}); change the database with a DuckDB "
+                "client while no run is writing it"
+            ) from None
+        raise PlaylistaError(
+            f"the query failed: {first}; the tables and views are in the README's Schema"
+        ) from None
+    if text:
+        print(text, end="" if text.endswith("\n") else "\n")
     return 0
 
 

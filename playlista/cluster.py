@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 
-from distributed import Client, LocalCluster
+from distributed import Client, KilledWorker, LocalCluster
+from distributed.client import FutureCancelledError
+from distributed.comm import CommClosedError, connect
 
 from playlista.errors import WorkerSetupError
 from playlista.settings import PREFECT_ENVIRONMENT
@@ -17,6 +20,11 @@ from playlista.worker import AudioLibraries
 PRELOAD_MODULE = "playlista.preload"
 
 log = logging.getLogger(__name__)
+
+# What a task's future raises when the worker under it died or the connection to it was lost:
+# the task did not fail, its worker did, and it may pass elsewhere. Anything else a task
+# raises is a bug (known per-file errors come back as records, never raised).
+WORKER_LOST: tuple[type[Exception], ...] = (KilledWorker, CommClosedError, FutureCancelledError)
 
 # One thread per worker process, and every native pool inside it sized to match: two
 # workers on two cores must not each start two BLAS or numba threads.
@@ -30,12 +38,14 @@ _THREAD_LIMITS = {
 
 @dataclass(frozen=True)
 class ClusterInfo:
-    """Where the cluster is: its scheduler, its dashboard, and how many workers it has."""
+    """Where the cluster is: its scheduler, its dashboard, how many workers it may have, and
+    how many it had when the run began (fewer, for a local cluster that scales)."""
 
     address: str
     dashboard: str | None
     workers: int
     local: bool
+    started: int
 
 
 def worker_environment(api_url: str | None) -> dict[str, str]:
@@ -74,10 +84,8 @@ def analysis_cluster(
         with Client(address) as client:
             client.register_plugin(AudioLibraries())
             _check_roots_visible(client, roots)
-            info = ClusterInfo(
-                address, client.dashboard_link, len(client.scheduler_info()["workers"]), local=False
-            )
-            yield info
+            n = len(client.scheduler_info()["workers"])
+            yield ClusterInfo(address, client.dashboard_link, n, local=False, started=n)
         return
     if max_workers is not None:
         start, most = min(min_workers or 1, max_workers), max_workers
@@ -98,7 +106,32 @@ def analysis_cluster(
         if max_workers is not None:
             cluster.adapt(minimum=start, maximum=most)
         client.wait_for_workers(start)
-        yield ClusterInfo(cluster.scheduler_address, cluster.dashboard_link, most, local=True)
+        yield ClusterInfo(
+            cluster.scheduler_address,
+            cluster.dashboard_link,
+            most,
+            local=True,
+            started=len(client.scheduler_info()["workers"]),
+        )
+
+
+def check_cluster(address: str, roots: Sequence[str], *, timeout: float = 10.0) -> None:
+    """Raise :class:`WorkerSetupError` unless the scheduler at ``address`` answers within
+    ``timeout`` seconds and each of its workers sees ``roots``; before a run starts."""
+    try:  # a bare connection first: a Client that fails to connect complains as it goes
+        asyncio.run(_reach(address, timeout))
+    except (OSError, TimeoutError, ValueError) as exc:
+        raise WorkerSetupError(
+            f"cannot reach the Dask scheduler at {address} ({exc}); start it, or leave out "
+            "--dask-address to use a local cluster"
+        ) from exc
+    with Client(address, timeout=timeout) as client:
+        _check_roots_visible(client, roots)
+
+
+async def _reach(address: str, timeout: float) -> None:
+    comm = await connect(address, timeout=timeout)
+    await comm.close()
 
 
 def _check_roots_visible(client: Client, roots: Sequence[str]) -> None:

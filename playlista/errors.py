@@ -96,7 +96,8 @@ class InvalidInputError(PlaylistaError, ValueError):
 
 
 class WorkerSetupError(PlaylistaError, RuntimeError):
-    """A task ran on a Dask worker that does not have playlista's worker plugin."""
+    """The Dask cluster cannot run the analysis: unreachable, blind to the music, or a worker
+    without playlista's worker plugin."""
 
 
 class DatabaseBusyError(PlaylistaError, RuntimeError):
@@ -107,6 +108,15 @@ class DatabaseBusyError(PlaylistaError, RuntimeError):
             f"{path} is open in another process (a running analysis or an SQL session); "
             "close it and run again"
         )
+        self.path = path
+        self.cause = cause
+
+
+class DatabaseFileError(PlaylistaError):
+    """The path given for the database is missing, or is not a DuckDB file that can be opened."""
+
+    def __init__(self, path: str, message: str, cause: BaseException | None = None) -> None:
+        super().__init__(f"{path} {message}")
         self.path = path
         self.cause = cause
 

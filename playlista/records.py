@@ -17,6 +17,14 @@ class FileStat:
 
 
 @dataclass(frozen=True, slots=True)
+class UnlistedFolder:
+    """A folder discovery could not list: the files under it keep their status."""
+
+    path: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
 class Tags:
     """Tags and stream information read with mutagen. Absent values are ``None``."""
 

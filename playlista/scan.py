@@ -7,7 +7,7 @@ import logging
 import os
 from collections.abc import Iterable, Iterator
 
-from playlista.records import FileStat
+from playlista.records import FileStat, UnlistedFolder
 from playlista.settings import AUDIO_EXTENSIONS
 
 log = logging.getLogger(__name__)
@@ -20,7 +20,7 @@ def discover(
     *,
     follow_symlinks: bool = False,
     extensions: frozenset[str] = AUDIO_EXTENSIONS,
-) -> Iterator[FileStat]:
+) -> Iterator[FileStat | UnlistedFolder]:
     """Yield every audio file under ``roots``, recursively, as an absolute path with its stat.
 
     Hidden files and folders (a leading dot) are skipped; so are symbolic links unless
@@ -29,7 +29,9 @@ def discover(
     Nothing is opened: the size and mtime come from the directory entry's stat.
     Entries that are not regular files but are named like audio (a folder called
     ``x.mp3``, a dangling link) are yielded too, with size -1, so that they end up
-    recorded as failures rather than silently ignored.
+    recorded as failures rather than silently ignored. A folder that cannot be listed (no
+    permission, an I/O error on a network mount) is yielded as an :class:`UnlistedFolder`:
+    what is under it is unknown, not gone.
     """
     seen_dirs: set[tuple[int, int]] = set()
     for root in roots:
@@ -44,7 +46,7 @@ def _walk(
     follow_symlinks: bool,
     extensions: frozenset[str],
     seen_dirs: set[tuple[int, int]],
-) -> Iterator[FileStat]:
+) -> Iterator[FileStat | UnlistedFolder]:
     stack = [top]
     while stack:
         folder = stack.pop()
@@ -55,8 +57,11 @@ def _walk(
             seen_dirs.add((st.st_dev, st.st_ino))
             with os.scandir(folder) as it:
                 entries = sorted(it, key=lambda e: e.name)
+        except FileNotFoundError:
+            continue  # removed since its parent was listed: gone, not unknown
         except OSError as exc:
             log.warning("cannot list %s: %s", folder, exc)
+            yield UnlistedFolder(folder, exc.strerror or str(exc))
             continue
         subfolders = []
         for entry in entries:

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
+from prefect.context import TaskRunContext
 from prefect.tasks import exponential_backoff
 
 from playlista.analysis import analyze_file
@@ -11,6 +14,11 @@ from playlista.errors import TransientFailures
 from playlista.records import ALL_PARTS, AnalysisOutcome, Failure, FileStat, Part
 from playlista.worker import audio_libraries
 from tasks.retry import raised
+
+# What each retry-transient run has settled so far, by task run id. Prefect runs a task's
+# retries in the same process with the same arguments, so a retry analyses only the files
+# that still failed; if the worker dies, the entry goes with it and the task starts over.
+_SETTLED: dict[Any, dict[str, AnalysisOutcome]] = {}
 
 
 def _analyze(
@@ -73,8 +81,29 @@ def retry_transient(
     decode_timeout: float = 300.0,
     max_seconds: float = 600.0,
 ) -> list[AnalysisOutcome]:
-    """Analyse files that failed transiently; raise, and so be retried, while any still does."""
-    outcomes = _analyze(files, min_seconds, parts, max_patches, decode_timeout, max_seconds)
-    if any(isinstance(o, Failure) and o.retryable for o in outcomes):
-        raise TransientFailures(outcomes)
+    """Analyse files that failed transiently; raise, and so be retried, while any still does.
+
+    Each try analyses only the files no try has settled yet.
+    """
+    context = TaskRunContext.get()
+    assert context is not None and context.task_run is not None
+    run = context.task_run
+    settled = _SETTLED.setdefault(run.id, {})
+    try:
+        todo = [f for f in files if f.path not in settled]
+        failing: dict[str, AnalysisOutcome] = {}
+        for outcome in _analyze(todo, min_seconds, parts, max_patches, decode_timeout, max_seconds):
+            transient = isinstance(outcome, Failure) and outcome.retryable
+            (failing if transient else settled)[outcome.path] = outcome
+        outcomes = [settled.get(f.path) or failing[f.path] for f in files]
+        if failing:
+            raise TransientFailures(outcomes)
+    except TransientFailures:
+        if run.run_count > context.task.retries:  # the last try
+            del _SETTLED[run.id]
+        raise
+    except BaseException:
+        del _SETTLED[run.id]
+        raise
+    del _SETTLED[run.id]
     return outcomes

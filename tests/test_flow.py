@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -187,7 +188,10 @@ def test_summary_artifact_and_worker_logs_reach_the_api(analysed_corpus):
         logs = client.read_logs(
             log_filter=LogFilter(flow_run_id=LogFilterFlowRunId(any_=[flow_run_id])), limit=200
         )
-    assert any("34" in str(a.data) and "tracks/s" in str(a.data) for a in artifacts)
+    (summary,) = [a for a in artifacts if a.flow_run_id == flow_run_id]
+    table = dict(re.findall(r"^\| (\w+) \| ([^|]+) \|$", str(summary.data), flags=re.M))
+    assert (table["files_seen"], table["analyzed"], table["failed"]) == ("46", "34", "12")
+    assert "tracks/s" in str(summary.data)
     worker_lines = [g for g in logs if g.name == "playlista.analysis" and g.task_run_id]
     assert any("empty_file" in g.message for g in worker_lines)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 from typing import Any
@@ -158,3 +159,77 @@ def musicnn_rows(
     ]
     rows = [dict(zip(names, r, strict=True)) for r in snap["track_musicnn"]]
     return {(r["path"], r["model"]): (r["musicnn_version"], r["analyzed_at"]) for r in rows}
+
+
+def bump_musicnn_down(db: Path) -> None:
+    """Make the stored MusiCNN rows those of an older version: the next run refreshes them."""
+    with duckdb.connect(str(db)) as con:
+        con.execute("UPDATE track_musicnn SET musicnn_version = musicnn_version - 1")
+
+
+@pytest.mark.fault("a MusiCNN refresh that times out")
+def test_a_refresh_that_times_out_keeps_the_track_and_is_not_tried_every_run(library, monkeypatch):
+    lib, db, _ = library
+    bump_musicnn_down(db)
+    before = snapshot(db)
+    hung = lib / FILES[0]
+    monkeypatch.setenv("PLAYLISTA_FAULTS", json.dumps([{"match": FILES[0], "fault": "hang"}]))
+    monkeypatch.setenv("PLAYLISTA_DECODE_TIMEOUT_SECONDS", "5")
+    summary = run(lib, db)
+    assert (summary["refreshed"], summary["analyzed"], summary["failed"]) == (3, 0, 1)
+    with duckdb.connect(str(db), read_only=True) as con:
+        assert con.execute("SELECT count(*) FROM library").fetchone() == (3,)
+        kept = con.execute(
+            "SELECT error_class, kept_analysis_at FROM failures WHERE path = ?", [str(hung)]
+        ).fetchone()
+        old_rows = con.execute(
+            "SELECT count(*) FROM track_musicnn WHERE path = ? AND musicnn_version = ?",
+            [str(hung), MUSICNN_VERSION - 1],
+        ).fetchone()
+    assert kept == ("timeout", analysed_at(db)[str(hung)])
+    assert old_rows == (2,)  # its MusiCNN rows of the older version, not none
+    after = snapshot(db)
+    for table in ("files", "track_tags", "track_features"):
+        assert after[table] == before[table], table
+    again = run(lib, db)  # permanent: not refreshed again until it changes
+    assert (again["refreshed"], again["analyzed"], again["retried"]) == (0, 0, 0)
+
+
+@pytest.mark.fault("a refresh failing transiently")
+def test_a_refresh_that_fails_transiently_is_retried_as_a_refresh_where_it_failed(
+    library, monkeypatch, tmp_path
+):
+    lib, db, _ = library
+    bump_musicnn_down(db)
+    before = snapshot(db)
+    state = tmp_path / "faults"
+    rules = [  # attempts at each file are counted; loop_amen fails once, mozart twice
+        {"match": name, "fault": "eio", "times": times, "state": str(state / stem)}
+        for name, stem, times in (
+            (FILES[0], "bach", 0),
+            (FILES[1], "amen", 1),
+            (FILES[2], "mozart", 2),
+        )
+    ]
+    monkeypatch.setenv("PLAYLISTA_FAULTS", json.dumps(rules))
+    summary = run(lib, db)
+    assert (summary["refreshed"], summary["analyzed"], summary["failed"]) == (3, 0, 0)
+    after = snapshot(db)
+    for table in ("files", "track_tags", "track_features", "failures"):
+        assert after[table] == before[table], table  # MusiCNN alone ran, on every try
+    with duckdb.connect(str(db), read_only=True) as con:
+        versions = con.execute("SELECT DISTINCT musicnn_version FROM track_musicnn").fetchall()
+    assert versions == [(MUSICNN_VERSION,)]
+    decodes = {p.name: sum(f.stat().st_size for f in p.iterdir()) for p in state.iterdir()}
+    # Its batch and one retry for amen; its batch and two retries for mozart; the second
+    # retry does not decode amen again.
+    assert decodes == {"bach": 1, "amen": 2, "mozart": 3}
+
+
+@pytest.mark.fault("one database under two names")
+def test_a_relative_database_path_is_made_absolute(library, monkeypatch):
+    lib, db, _ = library
+    monkeypatch.chdir(db.parent)
+    summary = analyze_library(roots=[str(lib)], db=db.name, workers=2, batch_size=1)
+    assert summary["db"] == str(db)
+    assert summary["unchanged"] == 3

@@ -11,7 +11,7 @@ import pytest
 from playlista.errors import FilterError, PlaylistError
 from playlista.playlists import camelot, methods
 from playlista.playlists.clusters import kmeans, tempo_band
-from playlista.playlists.m3u import Entry, render, target, write_atomic
+from playlista.playlists.m3u import Entry, render, target, write_after
 from playlista.playlists.model import PlaylistSpec
 from playlista.playlists.pathmap import PathMap
 from playlista.store.where import order_clause, parse_filter
@@ -208,9 +208,9 @@ def test_m3u8_files_get_the_permissions_the_umask_gives(tmp_path, umask):
         ordinary = tmp_path / "other"  # what any other file the user writes gets
         ordinary.write_text("x")
         playlist = tmp_path / "out" / "mix.m3u8"
-        write_atomic(playlist, "#EXTM3U\n")
+        write_after([playlist], ["#EXTM3U\n"], lambda: None)
         first = stat.S_IMODE(playlist.stat().st_mode)
-        write_atomic(playlist, "#EXTM3U\n#EXTINF:1,a\n/a.ogg\n")  # replaced, not rewritten
+        write_after([playlist], ["#EXTM3U\n#EXTINF:1,a\n/a.ogg\n"], lambda: None)  # replaced
         second = stat.S_IMODE(playlist.stat().st_mode)
     finally:
         os.umask(previous)

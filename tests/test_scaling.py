@@ -30,6 +30,10 @@ def test_adaptive_cluster_grows_from_one_worker_to_the_maximum(corpus, prefect_a
         roots=[str(music)], db=str(db), min_workers=1, max_workers=2, batch_size=1
     )
     assert summary["analyzed"] == len(CLIPS)
+    assert (summary["timings"]["flow.workers_started"], summary["timings"]["flow.workers"]) == (
+        1,
+        2,
+    )
     # Where the workers' time went adds up: each stage of each file, the gaps around them.
     timings = summary["timings"]
     assert {"decode", "features.tempo", "musicnn", "flow.cluster_start"} <= timings.keys()
@@ -39,8 +43,8 @@ def test_adaptive_cluster_grows_from_one_worker_to_the_maximum(corpus, prefect_a
     assert 0 < accounted <= timings["flow.workers"] * timings["flow.analysis"] + 1.0
     with duckdb.connect(str(db), read_only=True) as con:
         workers = con.execute("SELECT DISTINCT worker FROM track_features").fetchall()
-    # One worker at the start; the second exists only if adaptive scaling started it,
-    # and it analysed files only after the preload had loaded its libraries.
+    # One worker at the start (above); the second exists only because adaptive scaling
+    # started it, and it analysed files only after the preload had loaded its libraries.
     assert len(workers) == 2
 
 

@@ -29,6 +29,9 @@ log = logging.getLogger(__name__)
 BLOCK_FRAMES = 1 << 17  # ~3 s at 44.1 kHz: large enough to amortise per-block work
 # Undecodable packets tolerated in a damaged file before it counts as undecodable.
 MAX_BAD_PACKETS = 1000
+# A true peak above this (1000 times full scale) is a damaged file (a float WAV of garbage),
+# not audio: no descriptor of it means anything.
+MAX_PEAK_DBTP = 60.0
 
 # Words in the decoders' messages that mean "this is not audio I know", as opposed to
 # "I know this format but the stream is broken".
@@ -96,6 +99,11 @@ def decode(path: str, *, min_seconds: float = 1.0, max_seconds: float = 0.0) -> 
     if decoded.seconds < min_seconds:
         raise NoAudioError(
             path, f"decodes to {decoded.seconds:.2f} s of audio, less than {min_seconds:g} s"
+        )
+    peak = decoded.true_peak_dbtp
+    if peak is not None and not peak <= MAX_PEAK_DBTP:  # inf and NaN included
+        raise DecodeError(
+            path, f"the decoded samples are far beyond full scale (true peak {peak:.0f} dBTP)"
         )
     if not (np.isfinite(decoded.samples).all() and np.isfinite(decoded.energy)):
         raise DecodeError(path, "decoder returned non-finite samples")

@@ -20,7 +20,6 @@ from functools import cache
 from typing import Any, NamedTuple
 
 import essentia
-import essentia.standard as es
 import librosa
 import numba
 import numpy as np
@@ -28,6 +27,7 @@ import scipy.fft
 import soxr
 
 from playlista.audio import bs1770, frontend, rhythm, tonal
+from playlista.audio.essentia_algorithms import es
 from playlista.audio.frontend import FrontEnd, OnsetFunctions
 from playlista.audio.prepare import ANALYSIS_SR, Decoded, channel_mean, loudness_channels
 from playlista.audio.sources import N_MFCC, ROLL_PERCENT

@@ -30,9 +30,10 @@ demand). The child reads ``PLAYLISTA_FAULTS`` once, at start-up: a JSON list of 
 
 Before decoding a path containing ``match``, the first matching rule's ``fault`` happens:
 ``hang`` sleeps forever, ``abort`` calls ``os.abort()``, ``eio`` raises
-``OSError(errno.EIO)``. With ``times``, only the first ``times`` attempts fail; attempts are
-counted in a file under the folder ``state``, so the count survives a restarted child and is
-shared by every worker. Unset, the hook costs one empty-list check per file.
+``OSError(errno.EIO)``, ``bug`` raises a ``ValueError`` as a bug in decoding would. With
+``times``, only the first ``times`` attempts fail; attempts are counted in a file under the
+folder ``state``, so the count survives a restarted child and is shared by every worker.
+Unset, the hook costs one empty-list check per file.
 """
 
 from __future__ import annotations
@@ -275,12 +276,12 @@ class Fault:
     """One ``PLAYLISTA_FAULTS`` rule; see the module docstring."""
 
     match: str
-    fault: Literal["hang", "abort", "eio"]
+    fault: Literal["hang", "abort", "eio", "bug"]
     times: int | None = None
     state: str | None = None
 
     def __post_init__(self) -> None:
-        if self.fault not in ("hang", "abort", "eio"):
+        if self.fault not in ("hang", "abort", "eio", "bug"):
             raise ValueError(f"{FAULTS_ENV}: unknown fault {self.fault!r}")
         if self.times is not None and not self.state:
             raise ValueError(f"{FAULTS_ENV}: a rule with 'times' needs a 'state' folder")
@@ -341,6 +342,8 @@ def _inject(faults: tuple[Fault, ...], path: str) -> None:
 
         resource.setrlimit(resource.RLIMIT_CORE, (0, 0))  # no core file per injected crash
         os.abort()
+    if rule.fault == "bug":
+        raise ValueError(f"an injected bug while decoding {path}")
     raise OSError(errno.EIO, os.strerror(errno.EIO), path)
 
 

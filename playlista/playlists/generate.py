@@ -33,7 +33,8 @@ def generate(
     path_map: PathMap | None = None,
 ) -> list[Playlist]:
     """Make ``spec``'s playlists, write each as ``out_dir/<name>.m3u8`` and replace the rows
-    the spec made before; a file the spec made before and no longer makes is removed.
+    the spec made before; a file the spec made before and no longer makes is removed. The
+    files change only once the rows have committed.
 
     With ``path_map``, the files hold the mapped paths (the rows keep the real ones) and a
     track that no mapping covers is left out of its file, named in ``Playlist.unmapped``.
@@ -42,8 +43,8 @@ def generate(
     playlists = build(spec, tracks)
     targets = [m3u.target(out_dir, p.name) for p in playlists]  # every name checked first
     row = {path: i for i, path in enumerate(tracks.paths)}
-    durations, made = [], []
-    for playlist, path in zip(playlists, targets, strict=True):
+    durations, texts, made = [], [], []
+    for playlist in playlists:
         entries = [
             m3u.Entry(
                 path=p,
@@ -55,11 +56,16 @@ def generate(
         ]
         durations.append(sum(e.duration_s or 0.0 for e in entries))
         entries, unmapped = _on_device(entries, path_map)
-        text = m3u.render(entries, title=playlist.title, base=os.fspath(base) if base else None)
-        m3u.write_atomic(path, text)
+        texts.append(
+            m3u.render(entries, title=playlist.title, base=os.fspath(base) if base else None)
+        )
         made.append(dataclasses.replace(playlist, unmapped=unmapped))
     old = spec_files(con, spec.name)
-    replace_playlists(con, spec.name, playlists, [str(t) for t in targets], durations)
+    m3u.write_after(
+        targets,
+        texts,
+        lambda: replace_playlists(con, spec.name, playlists, [str(t) for t in targets], durations),
+    )
     folder = Path(out_dir).resolve()
     for stale in set(old) - {str(t) for t in targets}:
         stale_path = Path(stale)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import secrets
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -51,19 +51,28 @@ def target(out_dir: str | os.PathLike[str], name: str) -> Path:
     return path
 
 
-def write_atomic(path: Path, text: str) -> None:
-    """Write ``text`` next to ``path`` and rename it over ``path``: readers see old or new.
+def write_after(paths: Sequence[Path], texts: Sequence[str], commit: Callable[[], None]) -> None:
+    """Write each text to its path once ``commit()`` has returned, each atomically.
 
-    The file gets the permissions of any file the user creates (0666 less the umask), so
-    that a player or media server running as someone else can read it where it may.
+    The texts go to temporary files beside their paths first; only when ``commit`` (the
+    transaction of the playlists' rows) succeeds are they renamed over the old files. If
+    anything fails, the temporary files are removed and the old files stay as they were.
+    The files get the permissions of any file the user creates (0666 less the umask), so
+    that a player or media server running as someone else can read them where it may.
     """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.parent / f".{path.name}.{secrets.token_hex(8)}.tmp"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+    written: list[tuple[Path, Path]] = []
     try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as f:
-            f.write(text)
-        os.replace(tmp, path)
+        for path, text in zip(paths, texts, strict=True):
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.parent / f".{path.name}.{secrets.token_hex(8)}.tmp"
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+            written.append((tmp, path))
+            with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as f:
+                f.write(text)
+        commit()
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        for tmp, _ in written:
+            Path(tmp).unlink(missing_ok=True)
         raise
+    for tmp, path in written:
+        os.replace(tmp, path)

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import datetime
 from typing import TypeVar
 
 import pyarrow as pa
@@ -40,6 +41,21 @@ _HISTOGRAM = pa.list_(
 )
 _TEXT_FEATURES = {"key", "mode", "camelot"}
 _TS = pa.timestamp("us", tz="UTC")
+
+# The per-run file counts, in the order they are shown.
+RUN_COUNTERS = (
+    "files_seen",
+    "new",
+    "changed",
+    "unchanged",
+    "moved",
+    "deleted",
+    "retried",
+    "refreshed",
+    "analyzed",
+    "failed",
+    "unlisted",
+)
 
 
 def dedupe_by_path(records: Iterable[R]) -> list[R]:
@@ -142,3 +158,25 @@ def moves_table(moves: Sequence[tuple[str, FileStat]]) -> pa.Table:
             "mtime_ns": pa.array([new.mtime_ns for _, new in moves], pa.int64()),
         }
     )
+
+
+def runs_table(
+    run_id: str,
+    *,
+    status: str,
+    counts: Mapping[str, float],
+    error: str | None,
+    finished_at: datetime,
+) -> pa.Table:
+    """One run's closing row: its status, error and counts (absent ones 0)."""
+    columns: dict[str, pa.Array] = {
+        "run_id": pa.array([run_id], pa.string()),
+        "status": pa.array([status], pa.string()),
+        "finished_at": pa.array([finished_at], _TS),
+        "error": pa.array([error], pa.string()),
+    }
+    for name in RUN_COUNTERS:
+        columns[name] = pa.array([int(counts.get(name, 0))], pa.int64())
+    for name in ("audio_seconds", "wall_seconds"):
+        columns[name] = pa.array([float(counts.get(name, 0.0))], pa.float64())
+    return pa.table(columns)

@@ -17,10 +17,18 @@ import duckdb
 import pyarrow as pa
 
 from playlista.audio.sources import FEATURE_SOURCES, MODEL_SOURCES
-from playlista.errors import DatabaseBusyError
+from playlista.errors import DatabaseBusyError, DatabaseFileError
 from playlista.models.frontend import LABELS
-from playlista.records import AnalysisOutcome, Failure, FileStat, MusicnnResult, TrackResult
+from playlista.records import (
+    AnalysisOutcome,
+    Failure,
+    FileStat,
+    MusicnnResult,
+    TrackResult,
+    UnlistedFolder,
+)
 from playlista.store import arrow
+from playlista.store.arrow import RUN_COUNTERS
 from playlista.store.migrations import migrate
 from playlista.store.plan import Plan, make_plan
 
@@ -28,36 +36,65 @@ log = logging.getLogger(__name__)
 
 _TRACK_TABLES = ("files", "track_tags", "track_features", "track_musicnn", "failures")
 
-# The per-run file counts, in the order they are shown.
-RUN_COUNTERS = (
-    "files_seen",
-    "new",
-    "changed",
-    "unchanged",
-    "moved",
-    "deleted",
-    "retried",
-    "refreshed",
-    "analyzed",
-    "failed",
-)
+
+# The first bytes of every DuckDB file: a checksum, then this at offset 8.
+_MAGIC, _MAGIC_AT = b"DUCK", 8
 
 
 def connect(path: str | os.PathLike[str], *, read_only: bool = False) -> duckdb.DuckDBPyConnection:
-    """Open the database file, raising :class:`DatabaseBusyError` if another process holds it."""
+    """Open the database file.
+
+    Raises
+    ------
+    DatabaseBusyError
+        Another process holds it.
+    DatabaseFileError
+        Read-only, and there is no database at ``path``; or ``path`` is not a DuckDB file.
+    """
     try:
         return duckdb.connect(os.fspath(path), read_only=read_only)
     except duckdb.IOException as exc:
         if "lock" in str(exc).lower():
             raise DatabaseBusyError(os.fspath(path), exc) from exc
+        check_database_file(path, must_exist=read_only)
         raise
 
 
+def check_database_file(path: str | os.PathLike[str], *, must_exist: bool = False) -> None:
+    """Raise :class:`DatabaseFileError` if ``path`` exists and is not a DuckDB file, or, with
+    ``must_exist``, if there is no file.
+
+    Looks at the file's first bytes only: nothing is opened for writing or locked.
+    """
+    if not os.path.lexists(path):
+        if must_exist:
+            raise DatabaseFileError(
+                os.fspath(path),
+                f"does not exist; make it with `playlista analyze MUSIC --db {path}`",
+            )
+        return
+    if os.path.isdir(path):
+        raise DatabaseFileError(os.fspath(path), "is a folder; give --db a file name")
+    try:
+        with open(path, "rb") as f:
+            head = f.read(_MAGIC_AT + len(_MAGIC))
+    except OSError as exc:
+        raise DatabaseFileError(
+            os.fspath(path), f"cannot be read ({exc.strerror or exc}); give --db another file", exc
+        ) from exc
+    if head and head[_MAGIC_AT:] != _MAGIC:
+        raise DatabaseFileError(
+            os.fspath(path),
+            "is not a DuckDB database; give --db the file `playlista analyze` made, or a new name",
+        )
+
+
 def failure_rows(con: duckdb.DuckDBPyConnection) -> list[tuple[Any, ...]]:
-    """``(path, error_class, message, retryable, attempts, last_failed_at)`` by class, path."""
+    """``(path, error_class, message, retryable, attempts, last_failed_at, kept_analysis_at)``
+    by class, path."""
     return con.execute(
-        "SELECT path, error_class, message, retryable, attempts, last_failed_at "
-        "FROM failures ORDER BY error_class, path"
+        "SELECT path, error_class, message, retryable, attempts, last_failed_at, "
+        "kept_analysis_at FROM failures ORDER BY error_class, path"
     ).fetchall()
 
 
@@ -136,7 +173,7 @@ class Store:
 
     def plan(
         self,
-        scan: Iterable[FileStat],
+        scan: Iterable[FileStat | UnlistedFolder],
         *,
         roots: Sequence[str],
         analyzer_version: int,
@@ -157,9 +194,12 @@ class Store:
         )
 
     def apply_plan(self, plan: Plan) -> None:
-        """Carry moved rows to their new paths, mark gone files deleted, restore returners."""
+        """Carry moved rows to their new paths, mark gone files deleted, restore returners,
+        and forget the failures discovery no longer finds."""
         now = datetime.now(UTC)
         with self._transaction():
+            if plan.resolved:
+                self._delete_paths("failures", plan.resolved)
             if plan.moves:
                 self._move(plan.moves, now)
             if plan.deleted:
@@ -202,7 +242,10 @@ class Store:
         return self.write_tables(batch_tables(outcomes))
 
     def write_tables(self, tables: dict[str, pa.Table]) -> tuple[int, int]:
-        """Upsert one batch, as :func:`batch_tables` made it, in one transaction."""
+        """Upsert one batch, as :func:`batch_tables` made it, in one transaction.
+
+        Writing the same tables again changes nothing: a staged batch may be merged twice.
+        """
         results, failures = tables.get("results"), tables.get("failures")
         now = datetime.now(UTC)
         with self._transaction():
@@ -210,25 +253,41 @@ class Store:
                 self._upsert_files(results, now)
                 self._replace("track_tags", tables["track_tags"])
                 self._replace("track_features", tables["track_features"])
-                paths = results.column("path").to_pylist()
-                self._delete_paths("track_musicnn", paths)
-                self._delete_paths("failures", paths)
+                self._delete_paths("track_musicnn", results.column("path").to_pylist())
             if "track_musicnn" in tables:
                 self._replace("track_musicnn", tables["track_musicnn"])
+            for done in (results, tables.get("track_musicnn")):
+                if done is not None:  # analysed, or MusiCNN run again: not failing any more
+                    self._delete_paths("failures", done.column("path").unique().to_pylist())
             if failures is not None:
                 self._record_failures(failures, now)
+            if "runs" in tables:
+                self._finish_runs(tables["runs"])
         return (
             results.num_rows if results is not None else 0,
             failures.num_rows if failures is not None else 0,
         )
 
     def _record_failures(self, failures: pa.Table, now: datetime) -> None:
-        paths = failures.column("path").to_pylist()
-        # A stored analysis of the old content is stale.
-        for table in ("track_tags", "track_features", "track_musicnn"):
-            self._delete_paths(table, paths)
+        """Record failures; the old analysis of a file goes only if the file has changed.
+
+        A failure carries the stat of the file it was met on. Where that is the stat the
+        database holds, the content is the one the stored analysis was made of: a new
+        attempt that failed (a timeout on a full rescan, a MusiCNN refresh) leaves that
+        analysis in the library, and the failure's ``kept_analysis_at`` says when it was made.
+        The same failure recorded twice (a staged batch merged again) counts one attempt.
+        """
         self.con.register("batch", failures)
         try:
+            changed = [
+                path
+                for (path,) in self.con.execute(
+                    "SELECT b.path FROM batch AS b JOIN files AS f USING (path) "
+                    "WHERE f.size <> b.size OR f.mtime_ns <> b.mtime_ns"
+                ).fetchall()
+            ]
+            for table in ("track_tags", "track_features", "track_musicnn"):
+                self._delete_paths(table, changed)  # an analysis of the old content
             self.con.execute(
                 """
                 INSERT INTO files
@@ -238,18 +297,26 @@ class Store:
                     size = excluded.size, mtime_ns = excluded.mtime_ns,
                     fingerprint = excluded.fingerprint, status = 'present',
                     updated_at = excluded.updated_at, deleted_at = NULL
+                WHERE files.size <> excluded.size OR files.mtime_ns <> excluded.mtime_ns
+                   OR files.status <> 'present'
                 """,
                 {"now": now},
             )
             self.con.execute("""
-                INSERT INTO failures
-                SELECT path, size, mtime_ns, error_class, message, retryable, 1, worker,
-                       failed_at, failed_at FROM batch
+                INSERT INTO failures (path, size, mtime_ns, error_class, message, retryable,
+                    attempts, worker, first_failed_at, last_failed_at, kept_analysis_at)
+                SELECT b.path, b.size, b.mtime_ns, b.error_class, b.message, b.retryable, 1,
+                       b.worker, b.failed_at, b.failed_at, x.analyzed_at
+                FROM batch AS b LEFT JOIN track_features AS x USING (path)
                 ON CONFLICT (path) DO UPDATE SET
                     size = excluded.size, mtime_ns = excluded.mtime_ns,
                     error_class = excluded.error_class, message = excluded.message,
-                    retryable = excluded.retryable, attempts = failures.attempts + 1,
-                    worker = excluded.worker, last_failed_at = excluded.last_failed_at
+                    retryable = excluded.retryable,
+                    attempts = failures.attempts
+                        + CASE WHEN failures.last_failed_at = excluded.last_failed_at
+                               THEN 0 ELSE 1 END,
+                    worker = excluded.worker, last_failed_at = excluded.last_failed_at,
+                    kept_analysis_at = excluded.kept_analysis_at
             """)
         finally:
             self.con.unregister("batch")
@@ -304,14 +371,26 @@ class Store:
             [run_id, flow_run_id, list(roots), full_rescan, datetime.now(UTC)],
         )
 
-    def finish_run(self, run_id: str, *, status: str, counts: dict[str, float]) -> None:
-        columns = (*RUN_COUNTERS, "audio_seconds", "wall_seconds")
-        sets = ", ".join(f"{c} = ${c}" for c in columns)
-        params: dict[str, Any] = {c: counts.get(c, 0) for c in columns}
-        self.con.execute(
-            f"UPDATE runs SET status = $status, finished_at = $now, {sets} WHERE run_id = $run_id",
-            {**params, "status": status, "now": datetime.now(UTC), "run_id": run_id},
+    def finish_run(
+        self, run_id: str, *, status: str, counts: dict[str, float], error: str | None = None
+    ) -> None:
+        """Close a run's row: ``completed`` with its counts, or ``failed`` with its error."""
+        table = arrow.runs_table(
+            run_id, status=status, counts=counts, error=error, finished_at=datetime.now(UTC)
         )
+        with self._transaction():
+            self._finish_runs(table)
+
+    def _finish_runs(self, table: pa.Table) -> None:
+        columns = ("status", "finished_at", "error", *RUN_COUNTERS, "audio_seconds", "wall_seconds")
+        sets = ", ".join(f"{c} = r.{c}" for c in columns)
+        self.con.register("finished", table)
+        try:
+            self.con.execute(
+                f"UPDATE runs SET {sets} FROM finished AS r WHERE runs.run_id = r.run_id"
+            )
+        finally:
+            self.con.unregister("finished")
 
     def failures(self) -> list[tuple[Any, ...]]:
         return failure_rows(self.con)

@@ -1,10 +1,11 @@
 """One writing run per database file, across every process on the machine.
 
 A run holds an exclusive ``flock`` on ``<db>.lock`` from its plan to its last write; a second
-run on the same file waits for it. The kernel drops the lock when its holder exits, however
-it exits, so a killed run never leaves the file locked (a lease kept by a server would: a
-Prefect server restarted while a run held a global concurrency slot loses the lease and
-keeps the slot taken).
+run on the same file waits for it. The lock sits beside the file the path resolves to, so a
+database named through a symbolic link has the one lock all the same. The kernel drops the
+lock when its holder exits, however it exits, so a killed run never leaves the file locked
+(a lease kept by a server would: a Prefect server restarted while a run held a global
+concurrency slot loses the lease and keeps the slot taken).
 """
 
 from __future__ import annotations
@@ -32,8 +33,8 @@ def sole_writer(db_path: str | os.PathLike[str], *, wait_seconds: float) -> Iter
     DatabaseBusyError
         Another run held it for more than ``wait_seconds``.
     """
-    path = f"{os.fspath(db_path)}.lock"
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    path = lock_path(db_path)
+    os.makedirs(os.path.dirname(path), exist_ok=True)
     with open(path, "a+") as lock:
         asked = time.monotonic()
         while not _try_lock(lock.fileno()):
@@ -58,8 +59,8 @@ def probe(db_path: str | os.PathLike[str]) -> Iterator[bool]:
     For a check made before a run starts: two runs starting at once must not both open the
     database to check it, or one sees the other's check as a foreign holder.
     """
-    path = f"{os.fspath(db_path)}.lock"
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    path = lock_path(db_path)
+    os.makedirs(os.path.dirname(path), exist_ok=True)
     with open(path, "a+") as lock:
         free = _try_lock(lock.fileno())
         try:
@@ -67,6 +68,26 @@ def probe(db_path: str | os.PathLike[str]) -> Iterator[bool]:
         finally:
             if free:
                 fcntl.flock(lock.fileno(), fcntl.LOCK_UN)
+
+
+def run_writing(db_path: str | os.PathLike[str]) -> bool:
+    """Whether a run holds the writer lock of ``db_path`` now; creates no file."""
+    try:
+        fd = os.open(lock_path(db_path), os.O_RDONLY)
+    except FileNotFoundError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)  # and with it a shared lock it took
+    return False
+
+
+def lock_path(db_path: str | os.PathLike[str]) -> str:
+    """``<db>.lock`` beside the real file ``db_path`` names."""
+    return f"{os.path.realpath(db_path)}.lock"
 
 
 def _try_lock(fd: int) -> bool:

@@ -324,11 +324,21 @@ LEFT JOIN albums AS b
    AND b.folder IS NOT DISTINCT FROM a.folder;
 """
 
+_OUTCOMES = """
+-- A failure of a file whose content has not changed leaves its last good analysis in place:
+-- when it was made, or NULL when the library holds none for the file.
+ALTER TABLE failures ADD COLUMN kept_analysis_at TIMESTAMPTZ;
+-- What ended a run that failed, and the folders its discovery could not list.
+ALTER TABLE runs ADD COLUMN error VARCHAR;
+ALTER TABLE runs ADD COLUMN unlisted BIGINT;
+"""
+
 MIGRATIONS: list[tuple[str, str]] = [
     ("0001_initial", _INITIAL),
     ("0002_musicnn", _MUSICNN),
     ("0003_playlists", _PLAYLISTS),
     ("0004_replaygain", _REPLAYGAIN),
+    ("0005_outcomes", _OUTCOMES),
 ]
 
 

@@ -16,6 +16,7 @@ from typing import Any
 from playlista.records import Failure, Features, ModelScores, MusicnnResult, Tags, TrackResult
 from playlista.scan import discover, fingerprint
 from playlista.store import Plan, Store
+from playlista.store.arrow import RUN_COUNTERS
 
 T0 = datetime(2024, 5, 1, 12, 0, 0, 123456, tzinfo=UTC)
 TABLES = ("files", "track_tags", "track_features", "track_musicnn", "failures")
@@ -149,16 +150,8 @@ def plan(
 
 
 def counts(**nonzero: int) -> dict[str, int]:
-    keys = (
-        "files_seen",
-        "new",
-        "changed",
-        "unchanged",
-        "moved",
-        "deleted",
-        "retried",
-        "refreshed",
-    )
+    """A plan's counts: every run counter but what analysis adds, 0 unless given."""
+    keys = [k for k in RUN_COUNTERS if k not in ("analyzed", "failed")]
     return {k: nonzero.get(k, 0) for k in keys}
 
 

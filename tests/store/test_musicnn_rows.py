@@ -107,7 +107,7 @@ def test_a_refresh_writes_musicnn_rows_and_nothing_else(
     assert plan(store, lib, musicnn_version=2).to_refresh == []
 
 
-def test_musicnn_rows_move_with_their_file_and_go_with_a_failure(
+def test_musicnn_rows_move_with_their_file_and_go_when_it_changes_and_fails(
     store: Store, lib: Path, analysed: list[Path]
 ) -> None:
     a = analysed[0]
@@ -118,6 +118,9 @@ def test_musicnn_rows_move_with_their_file_and_go_with_a_failure(
         str(moved),
         *map(str, analysed[1:3]),
     }
+    store.write_outcomes([failure(moved)])  # the same content: its analysis stays
+    assert rows(store, "SELECT count(*) FROM track_musicnn WHERE path = ?", str(moved)) == [(2,)]
+    audio_file(moved, 9000, seed="rewritten")
     store.write_outcomes([failure(moved)])
     assert rows(store, "SELECT count(*) FROM track_musicnn WHERE path = ?", str(moved)) == [(0,)]
 

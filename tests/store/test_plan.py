@@ -6,6 +6,8 @@ import os
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import pytest
+
 from playlista.records import FileStat
 from playlista.store import Store
 from tests.store.helpers import (
@@ -17,6 +19,7 @@ from tests.store.helpers import (
     library_paths,
     one,
     plan,
+    refreshed,
     rows,
     snapshot,
     track,
@@ -301,6 +304,89 @@ def test_full_rescan_with_a_file_that_came_back(
     assert sorted(s.path for s in p.to_analyze) == sorted(str(f) for f in analysed)
     assert p.counts["files_seen"] == 4
     assert sum(p.counts[k] for k in ("new", "changed", "unchanged", "retried")) == 4
+
+
+def test_a_kept_analysis_with_a_permanent_failure_stays_and_is_not_planned_every_run(
+    store: Store, lib: Path, analysed: list[Path]
+) -> None:
+    # A new analyser version: one unchanged file now times out. Its old analysis stays in
+    # the library, and the next runs leave it alone until it changes or --retry-failed.
+    hung, broken = analysed[0], analysed[3]
+    assert str(hung) in [s.path for s in plan(store, lib, version=2).to_analyze]
+    store.write_outcomes(
+        [failure(hung, error_class="timeout"), *(track(f, version=2) for f in analysed[1:3])]
+    )
+    assert str(hung) in library_paths(store)
+    for _ in range(2):
+        p = plan(store, lib, version=2)
+        assert (p.to_analyze, p.to_refresh) == ([], [])
+        assert p.counts == counts(files_seen=4, unchanged=4)
+    p = plan(store, lib, version=2, retry_failed=True)
+    assert sorted(s.path for s in p.to_analyze) == sorted([str(hung), str(broken)])
+    assert p.counts == counts(files_seen=4, retried=2, unchanged=2)
+
+
+def test_a_refresh_that_failed_permanently_keeps_the_track_and_is_not_refreshed_again(
+    store: Store, lib: Path, analysed: list[Path]
+) -> None:
+    hung = analysed[0]
+    assert len(plan(store, lib, musicnn_version=2).to_refresh) == 3
+    store.write_outcomes(
+        [failure(hung, error_class="timeout"), *(refreshed(f) for f in analysed[1:3])]
+    )
+    assert str(hung) in library_paths(store)
+    assert rows(store, "SELECT count(*) FROM track_musicnn WHERE path = ?", str(hung)) == [(2,)]
+    p = plan(store, lib, musicnn_version=2)
+    assert (p.to_analyze, p.to_refresh) == ([], [])
+    assert p.counts == counts(files_seen=4, unchanged=4)
+    again = plan(store, lib, musicnn_version=2, retry_failed=True)
+    assert [s.path for s in again.to_refresh] == [str(hung)]  # MusiCNN alone, as before
+    assert [s.path for s in again.to_analyze] == [str(analysed[3])]
+
+
+def test_a_refresh_that_failed_transiently_is_retried_as_a_refresh(
+    store: Store, lib: Path, analysed: list[Path]
+) -> None:
+    flaky = analysed[0]
+    store.write_outcomes([failure(flaky, retryable=True, error_class="io_error")])
+    p = plan(store, lib, musicnn_version=2)
+    assert p.to_analyze == []
+    assert sorted(s.path for s in p.to_refresh) == sorted(str(f) for f in analysed[:3])
+    assert p.counts == counts(files_seen=4, retried=1, unchanged=3, refreshed=2)
+
+
+@pytest.mark.fault("the library root is /")
+def test_files_gone_under_the_root_folder_are_marked_deleted(store: Store, lib: Path) -> None:
+    a, b = audio_file(lib / "a.flac"), audio_file(lib / "b.flac")
+    store.write_outcomes([track(a), track(b)])
+    a.unlink()
+    scan = [FileStat(str(b), *_stat(str(b)))]
+    p = store.plan(scan, roots=["/"], analyzer_version=1, musicnn_version=1, musicnn_models=2)
+    assert p.deleted == [str(a)]
+    assert p.counts == counts(files_seen=1, unchanged=1, deleted=1)
+
+
+@pytest.mark.fault("a file name that cannot be stored")
+def test_a_name_that_cannot_be_stored_is_recorded_once_and_forgotten_when_renamed(
+    store: Store, lib: Path
+) -> None:
+    audio_file(lib / "good.flac")
+    bad = os.path.join(os.fsencode(lib), b"caf\xe9.mp3")
+    with open(bad, "wb") as f:
+        f.write(b"x" * 100)
+    shown = str(lib / "caf\\xe9.mp3")
+    for run in range(3):
+        p = plan(store, lib)
+        store.apply_plan(p)
+        store.write_outcomes(p.unstorable)
+        assert len(p.unstorable) == (1 if run == 0 else 0)  # the run's `failed` count
+    assert rows(store, "SELECT path, error_class, attempts FROM failures") == [
+        (shown, "invalid_name", 1)
+    ]
+    os.rename(bad, os.fsencode(lib / "cafe.mp3"))
+    p = plan(store, lib)
+    store.apply_plan(p)
+    assert rows(store, "SELECT count(*) FROM failures") == [(0,)]
 
 
 def test_a_non_utf8_file_name_does_not_stop_planning(store: Store, lib: Path) -> None:

@@ -14,6 +14,7 @@ from playlista.records import Failure
 from playlista.scan import fingerprint
 from playlista.store import Store, connect
 from playlista.store import migrations as migrations_module
+from playlista.store.lock import probe, sole_writer
 from tests.conftest import database_held_by_another_process
 from tests.store.helpers import (
     CHROMA,
@@ -24,6 +25,7 @@ from tests.store.helpers import (
     failure,
     library_paths,
     one,
+    refreshed,
     rows,
     snapshot,
     track,
@@ -211,20 +213,54 @@ def test_writing_the_same_batch_twice_changes_nothing(store: Store, lib: Path) -
     ]
 
 
-def test_a_failure_removes_the_stored_analysis(store: Store, lib: Path) -> None:
+@pytest.mark.fault("a failure of an unchanged file")
+def test_a_failure_of_an_unchanged_file_keeps_its_analysis_and_says_so(
+    store: Store, lib: Path
+) -> None:
+    # A re-analysis (a full rescan, a new analyser or MusiCNN version) that fails on a file
+    # whose content has not changed must not erase what the library knows of it.
     a, b = audio_file(lib / "a.flac"), audio_file(lib / "b.flac")
     store.write_outcomes([track(a), track(b)])
+    before = snapshot(store)
+    later = T0 + timedelta(days=3)
+    assert store.write_outcomes([failure(a, error_class="timeout", failed_at=later)]) == (0, 1)
+    assert library_paths(store) == [str(a), str(b)]
+    after = snapshot(store)
+    for table in ("files", "track_tags", "track_features", "track_musicnn"):
+        assert after[table] == before[table], table
+    assert one(store, "SELECT path, error_class, kept_analysis_at FROM failures") == (
+        str(a),
+        "timeout",
+        T0,
+    )
+
+
+def test_a_failure_of_a_changed_file_removes_the_old_analysis(store: Store, lib: Path) -> None:
+    a, b = audio_file(lib / "a.flac"), audio_file(lib / "b.flac")
+    store.write_outcomes([track(a), track(b)])
+    audio_file(a, 5000, seed="new content")
     assert store.write_outcomes([failure(a, message="now broken")]) == (0, 1)
     assert library_paths(store) == [str(b)]
     assert rows(store, "SELECT path FROM track_tags") == [(str(b),)]
     assert rows(store, "SELECT path FROM track_features") == [(str(b),)]
-    # The file stays known and present, without a fingerprint: a failed file is not matched
-    # as a move.
-    assert one(store, "SELECT status, fingerprint FROM files WHERE path = ?", str(a)) == (
+    assert rows(store, "SELECT DISTINCT path FROM track_musicnn") == [(str(b),)]
+    # The file stays known and present, at its new stat, without a fingerprint: a failed
+    # file is not matched as a move.
+    assert one(store, "SELECT status, size, fingerprint FROM files WHERE path = ?", str(a)) == (
         "present",
+        5000,
         None,
     )
-    assert one(store, "SELECT message FROM failures") == ("now broken",)
+    assert one(store, "SELECT message, kept_analysis_at FROM failures") == ("now broken", None)
+
+
+def test_a_refresh_after_a_failure_deletes_the_failure(store: Store, lib: Path) -> None:
+    a = audio_file(lib / "a.flac")
+    store.write_outcomes([track(a, musicnn_version=1)])
+    store.write_outcomes([failure(a, retryable=True, error_class="io_error")])
+    store.write_outcomes([refreshed(a, version=2)])
+    assert store.failures() == []
+    assert rows(store, "SELECT DISTINCT musicnn_version FROM track_musicnn") == [(2,)]
 
 
 def test_a_success_after_a_failure_deletes_the_failure(store: Store, lib: Path) -> None:
@@ -320,3 +356,24 @@ def test_a_missing_folder_is_not_reported_as_busy(tmp_path: Path) -> None:
     with pytest.raises(duckdb.IOException) as info:
         connect(tmp_path / "no" / "such" / "db.duckdb")
     assert not isinstance(info.value, DatabaseBusyError)
+
+
+# -- one writer, however the path is spelled --------------------------------------------
+
+
+@pytest.mark.fault("one database under two names")
+def test_the_writer_lock_is_one_lock_whatever_the_path_that_names_the_database(
+    tmp_path: Path,
+) -> None:
+    real = tmp_path / "real" / "library.duckdb"
+    Store.open(real).close()
+    link = tmp_path / "library.duckdb"
+    link.symlink_to(real)
+    with sole_writer(link, wait_seconds=0):
+        for spelling in (real, tmp_path / "real" / ".." / "real" / "library.duckdb"):
+            with probe(spelling) as free:
+                assert not free, spelling
+            with pytest.raises(DatabaseBusyError), sole_writer(spelling, wait_seconds=0):
+                pass
+    with probe(real) as free:
+        assert free
