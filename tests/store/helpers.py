@@ -166,7 +166,7 @@ def one(store: Store, sql: str, *params: Any) -> Any:
 
 
 def snapshot(store: Store) -> dict[str, list[tuple[Any, ...]]]:
-    return {t: rows(store, f"SELECT * FROM {t} ORDER BY path") for t in TABLES}
+    return {t: rows(store, f"SELECT * FROM {t} ORDER BY ALL") for t in TABLES}
 
 
 def library_paths(store: Store) -> list[str]:
