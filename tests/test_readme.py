@@ -169,25 +169,35 @@ def check_camelot(c: Corpus, rows: list[tuple[Any, ...]], db: Any) -> None:
             assert (CAMELOT[key], key) in found, name
 
 
-def check_albums(c: Corpus, rows: list[tuple[Any, ...]], db: Any) -> None:
-    expected = Counter(c.tags(f)["album"] for f in c.analysed if "album" in c.tags(f))
-    got = {album: tracks for album, tracks, _, _ in rows}
-    assert {a: got.get(a) for a in expected} == dict(expected)
-    for album in set(got) - set(expected):  # tags in files the manifest says nothing of
-        paths = db.execute("SELECT path FROM library WHERE album = ?", [album]).fetchall()
-        assert all(not c.tags(c.rel(p)) for (p,) in paths), album
-    minutes = {a: m for a, _, _, m in rows}
-    for album in expected:
-        seconds = sum(
-            db.execute(
-                "SELECT duration_s FROM library WHERE path = ?", [str(c.library / f)]
-            ).fetchone()[0]
-            for f in c.analysed
-            if c.tags(f).get("album") == album
-        )
-        assert minutes[album] == round(seconds / 60), album
-    lufs = [lufs for _, _, lufs, _ in rows]
+def check_album_gains(c: Corpus, rows: list[tuple[Any, ...]], db: Any) -> None:
+    ((tracks,),) = db.execute("SELECT count(*) FROM library").fetchall()
+    assert sum(n for _, n, *_ in rows) == tracks  # every track on one album
+    tagged = {c.tags(f)["album"] for f in c.analysed if "album" in c.tags(f)}
+    assert tagged <= {album for album, *_ in rows}
+    for album, _, lufs, gain, peak, _ in rows:
+        assert gain == pytest.approx(-18 - lufs, abs=0.06), album
+        assert 0 < peak < 4, album
+    lufs = [lufs for _, _, lufs, *_ in rows]
     assert lufs == sorted(lufs, reverse=True)
+
+
+def check_loud_peaks(c: Corpus, rows: list[tuple[Any, ...]], db: Any) -> None:
+    for path, dbtp, gain, peak in rows:
+        assert dbtp > -1 and peak == pytest.approx(10 ** (dbtp / 20), abs=2e-3), path
+        ((lufs,),) = db.execute(
+            "SELECT loudness_lufs FROM library WHERE path = ?", [path]
+        ).fetchall()
+        assert gain == pytest.approx(-18 - lufs, abs=0.006), path
+    assert [r[1] for r in rows] == sorted((r[1] for r in rows), reverse=True)
+
+
+def check_replaygain_tags(c: Corpus, rows: list[tuple[Any, ...]], db: Any) -> None:
+    library = dict(db.execute("SELECT path, replaygain_track_gain_db FROM library").fetchall())
+    assert [r[0] for r in rows] == sorted(library)
+    for path, track_gain, track_peak, album_gain, album_peak in rows:
+        assert track_gain == f"{library[path]:.2f} dB", path
+        assert re.fullmatch(r"-?\d+\.\d\d dB", album_gain), path
+        assert 0 < float(track_peak) <= float(album_peak), path
 
 
 def check_danceable(c: Corpus, rows: list[tuple[Any, ...]], db: Any) -> None:
@@ -263,7 +273,9 @@ CHECKS: list[tuple[str, Callable[[Corpus, list[tuple[Any, ...]], Any], None]]] =
     ("WITH t AS (", check_harmonic_tempo),
     ("SELECT tag, count(*) AS tracks", check_top_tags),
     ('SELECT camelot, "key", mode, count(*) AS tracks', check_camelot),
-    ("SELECT album, count(*) AS tracks", check_albums),
+    ("SELECT coalesce(album, folder) AS album, tracks", check_album_gains),
+    ("SELECT path, round(true_peak_dbtp, 2) AS dbtp", check_loud_peaks),
+    ("SELECT path, printf('%.2f dB', replaygain_track_gain_db)", check_replaygain_tags),
     ("SELECT title, artist, round(danceability, 2)", check_danceable),
     ("SELECT a.path, b.path AS same_as", check_same_recording),
     ("SELECT codec, decoder, count(*) AS tracks", check_formats),
