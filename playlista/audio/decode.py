@@ -32,6 +32,9 @@ MAX_BAD_PACKETS = 1000
 # A true peak above this (1000 times full scale) is a damaged file (a float WAV of garbage),
 # not audio: no descriptor of it means anything.
 MAX_PEAK_DBTP = 60.0
+# A decoding that ends before this share of the container's stated length is tried again
+# with the other decoder.
+SHORT_OF_CLAIM = 0.9
 
 # Words in the decoders' messages that mean "this is not audio I know", as opposed to
 # "I know this format but the stream is broken".
@@ -82,13 +85,18 @@ def decode(path: str, *, min_seconds: float = 1.0, max_seconds: float = 0.0) -> 
     for name, reader in (("ffmpeg", _ffmpeg_blocks), ("soundfile", _soundfile_blocks)):
         try:
             with reader(path) as (stream, blocks):
-                decoded = _prepare(stream, blocks, max_seconds=max_seconds)
+                attempt = _prepare(stream, blocks, max_seconds=max_seconds)
         except _Unreadable as exc:
             errors.append(f"{name}: {exc}")
             continue
-        if decoded.seconds > 0:
+        if decoded is None or attempt.seconds > decoded.seconds:
+            decoded = attempt
+        if attempt.seconds <= 0:
+            errors.append(f"{name}: no audio in the stream")  # another decoder may find some
+        elif stream.frames is None or attempt.seconds * stream.sr >= SHORT_OF_CLAIM * stream.frames:
             break
-        errors.append(f"{name}: no audio in the stream")  # another decoder may find some
+        # Far shorter than the container says (damage FFmpeg could not resynchronise past):
+        # the other decoder may recover more, and the longer reading is kept.
     if decoded is None:
         if not os.access(path, os.R_OK):
             raise PermissionError(13, "Permission denied", path)
