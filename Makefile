@@ -40,7 +40,7 @@ ACCURACY_JOBS ?= 2
 
 .PHONY: setup analyze test lint browser server deploy worker faults
 .PHONY: bench bench-corpus bench-scaling bench-memory bench-rescan bench-accuracy bench-evalset
-.PHONY: bench-loudness bench-scheduler
+.PHONY: bench-loudness bench-scheduler bench-small
 .PHONY: bench-all
 
 setup: .venv/.synced
@@ -134,9 +134,13 @@ bench-evalset: setup
 bench-loudness: setup bench-corpus
 	.venv/bin/python bench/loudness.py $(BENCH_CORPUS) --tracks $(BENCH_TRACKS)
 
+# A nightly run that finds 3 new files and one that finds nothing, end to end.
+bench-small: setup bench-corpus
+	.venv/bin/python bench/small_runs.py $(BENCH_CORPUS)
+
 # The Dask scheduler's memory over 30 flow runs against one long-lived cluster.
 bench-scheduler: setup
 	.venv/bin/python bench/scheduler_memory.py --corpus $(SHARED_CORPUS)
 
 bench-all: bench bench-scaling bench-memory bench-rescan bench-accuracy bench-loudness \
-	bench-scheduler
+	bench-scheduler bench-small

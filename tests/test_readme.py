@@ -232,7 +232,7 @@ def check_formats(c: Corpus, rows: list[tuple[Any, ...]], db: Any) -> None:
     for codec, decoder, n, _ in rows:
         by_codec[codec] += n
         if codec == "aac":
-            assert decoder == "essentia"  # libsndfile has no AAC
+            assert decoder == "ffmpeg"  # libsndfile has no AAC
     # Every good file is read as the codec the manifest names (PCM of any width as pcm);
     # damaged and misnamed ones add to some.
     named = Counter(
