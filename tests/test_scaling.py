@@ -9,7 +9,14 @@ from tests.conftest import copy_corpus
 
 pytestmark = pytest.mark.slow
 
+# Enough audio that the first worker is still busy when the second has loaded its libraries.
 CLIPS = [
+    "good/blupi/music004.ogg",
+    "good/fof/war_of_freedom_full.ogg",
+    "good/fof/war_of_freedom_backing.ogg",
+    "good/games/0ad_red_dawn.ogg",
+    "good/games/nexuiz_thunder.ogg",
+    "good/games/wesnoth_elvish_theme.ogg",
     "good/fof/armygeddon.ogg",
     "good/fof/feelings.ogg",
     "good/rendered/boogi_marabi.flac",
