@@ -14,10 +14,10 @@ from __future__ import annotations
 import logging
 import os
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 import numpy as np
 
@@ -52,6 +52,14 @@ _UNRECOGNISED = (
 )
 
 
+class _Reading(Protocol):
+    @property
+    def seconds(self) -> float: ...
+
+
+_R = TypeVar("_R", bound=_Reading)
+
+
 @dataclass(frozen=True, slots=True)
 class Stream:
     """What a decoder says of a file before its samples: rate, channels, codec, length."""
@@ -80,23 +88,9 @@ def decode(path: str, *, min_seconds: float = 1.0, max_seconds: float = 0.0) -> 
     OSError
         The file cannot be opened; the caller classifies it.
     """
-    errors: list[str] = []
-    decoded = None
-    for name, reader in (("ffmpeg", _ffmpeg_blocks), ("soundfile", _soundfile_blocks)):
-        try:
-            with reader(path) as (stream, blocks):
-                attempt = _prepare(stream, blocks, max_seconds=max_seconds)
-        except _Unreadable as exc:
-            errors.append(f"{name}: {exc}")
-            continue
-        if decoded is None or attempt.seconds > decoded.seconds:
-            decoded = attempt
-        if attempt.seconds <= 0:
-            errors.append(f"{name}: no audio in the stream")  # another decoder may find some
-        elif stream.frames is None or attempt.seconds * stream.sr >= SHORT_OF_CLAIM * stream.frames:
-            break
-        # Far shorter than the container says (damage FFmpeg could not resynchronise past):
-        # the other decoder may recover more, and the longer reading is kept.
+    decoded, errors = _read(
+        path, lambda stream, blocks: _prepare(stream, blocks, max_seconds=max_seconds)
+    )
     if decoded is None:
         if not os.access(path, os.R_OK):
             raise PermissionError(13, "Permission denied", path)
@@ -124,17 +118,55 @@ def read_native(path: str) -> tuple[np.ndarray, int]:
     The same decoders as :func:`decode`, without the preparation: for benchmarks and tests
     that need the original signal. Raises what :func:`decode` raises.
     """
+    native, errors = _read(path, _Native.of)
+    if native is None or native.seconds <= 0:
+        raise DecodeError(path, f"audio could not be decoded ({'; '.join(errors)})")
+    return native.samples, native.sr
+
+
+@dataclass(frozen=True, slots=True)
+class _Native:
+    samples: np.ndarray
+    sr: int
+
+    @property
+    def seconds(self) -> float:
+        return self.samples.shape[1] / self.sr
+
+    @classmethod
+    def of(cls, stream: Stream, blocks: Iterator[np.ndarray]) -> _Native:
+        parts = [block.copy() for block in blocks]
+        if not parts:
+            return cls(np.zeros((stream.channels, 0), np.float32), stream.sr)
+        return cls(np.concatenate(parts, axis=1), stream.sr)
+
+
+def _read(
+    path: str, consume: Callable[[Stream, Iterator[np.ndarray]], _R]
+) -> tuple[_R | None, list[str]]:
+    """``consume`` the blocks of ``path`` from FFmpeg, then libsndfile if it needs to be tried.
+
+    libsndfile is tried when FFmpeg cannot read the file, finds no audio, or stops far short of
+    the container's stated length (damage it could not resynchronise past); the longer reading
+    is kept. Returns that reading (None if no decoder could read the file) and each decoder's
+    reason for not reading it.
+    """
     errors: list[str] = []
+    best = None
     for name, reader in (("ffmpeg", _ffmpeg_blocks), ("soundfile", _soundfile_blocks)):
         try:
             with reader(path) as (stream, blocks):
-                parts = [block.copy() for block in blocks]
+                attempt = consume(stream, blocks)
         except _Unreadable as exc:
             errors.append(f"{name}: {exc}")
             continue
-        if parts:
-            return np.concatenate(parts, axis=1), stream.sr
-    raise DecodeError(path, f"audio could not be decoded ({'; '.join(errors)})")
+        if best is None or attempt.seconds > best.seconds:
+            best = attempt
+        if attempt.seconds <= 0:
+            errors.append(f"{name}: no audio in the stream")  # another decoder may find some
+        elif stream.frames is None or attempt.seconds * stream.sr >= SHORT_OF_CLAIM * stream.frames:
+            break
+    return best, errors
 
 
 class _Unreadable(Exception):
