@@ -49,7 +49,7 @@ def analyse(paths: list[str]) -> dict[str, Any]:
     libraries.load()
     out: dict[str, Any] = {}
     for path in paths:
-        outcome = analyze_file(path, worker="bench", taggers=libraries.taggers, max_patches=8)
+        outcome = analyze_file(path, worker="bench", taggers=libraries.taggers)
         if not isinstance(outcome, TrackResult):
             out[path] = {"failure": outcome.error_class}
             continue

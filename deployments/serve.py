@@ -1,6 +1,6 @@
 """Serve playlista's three deployments from this process, for people without a work pool.
 
-    .venv/bin/python deployments/serve.py ROOT... [--db playlista.duckdb]
+    .venv/bin/python deployments/serve.py ROOT... [--db FILE]
         [--playlists playlists.yaml] [--out playlists] [--path-map FROM=TO ...]
 
 Serves the deployments ``prefect.yaml`` declares, as it declares them (schedules, triggers,
@@ -28,6 +28,7 @@ from prefect.schedules import Cron
 
 from flows.analyze_library import analyze_library
 from flows.generate_playlists import generate_playlists
+from playlista.settings import Settings
 
 PREFECT_YAML = Path(__file__).resolve().parents[1] / "prefect.yaml"
 FLOWS: dict[str, Flow[..., Any]] = {
@@ -72,16 +73,20 @@ def _fill(value: Any, values: dict[str, Any]) -> Any:
     return value
 
 
-def main() -> None:
+def parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("roots", nargs="+")
-    parser.add_argument("--db", default="playlista.duckdb")
+    parser.add_argument("--db", default=str(Settings().db))
     parser.add_argument(
         "--playlists", help="YAML file of playlists (default: the library in clusters)"
     )
     parser.add_argument("--out", default="playlists", help="folder of the playlists")
     parser.add_argument("--path-map", action="append", default=[], metavar="FROM=TO")
-    args = parser.parse_args()
+    return parser
+
+
+def main() -> None:
+    args = parser().parse_args()
     values = {
         "PLAYLISTA_MUSIC": [os.path.abspath(r) for r in args.roots],
         "PLAYLISTA_DB": os.path.abspath(args.db),

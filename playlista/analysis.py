@@ -39,6 +39,7 @@ from playlista.records import (
     TrackResult,
 )
 from playlista.scan import fingerprint
+from playlista.settings import AnalysisParams
 
 log = logging.getLogger(__name__)
 
@@ -69,28 +70,27 @@ def analyze_file(
     path: str,
     *,
     worker: str,
-    min_seconds: float = 1.0,
-    stat: FileStat | None = None,
+    params: AnalysisParams | None = None,
+    seen: FileStat | None = None,
     taggers: Taggers | None = None,
-    max_patches: int = 0,
     parts: Sequence[Part] = ALL_PARTS,
     decoder: DecoderProcess | None = None,
-    decode_timeout: float = 300.0,
-    max_seconds: float = 600.0,
 ) -> AnalysisOutcome:
     """Analyse one file; return a :class:`TrackResult`, or a :class:`Failure` saying why not.
 
-    ``stat`` is what discovery saw; a failure that happens before the file can be stat-ed
+    ``seen`` is what discovery saw; a failure that happens before the file can be stat-ed
     again is recorded with it, so that planning knows when the file has changed. ``parts``
-    without ``core`` runs only the MusiCNN ``taggers`` (at most ``max_patches`` patches per
-    track, 0 for all) and returns a :class:`MusicnnResult`. With a ``decoder`` the file is
-    decoded in its child process, stopped after ``decode_timeout`` seconds; without one, in
-    this process. A file longer than ``max_seconds`` (0: no limit) is analysed from excerpts
-    of that much audio in all, its loudness, energy, danceability and duration measured on the
-    whole file (see :func:`playlista.audio.decode.decode`).
+    without ``core`` runs only the MusiCNN ``taggers`` (at most ``params.musicnn_max_patches``
+    patches per track, 0 for all) and returns a :class:`MusicnnResult`. With a ``decoder``
+    the file is decoded in its child process, stopped after ``params.decode_timeout``
+    seconds; without one, in this process. A file longer than ``params.max_seconds`` (0: no
+    limit) is analysed from excerpts of that much audio in all, its loudness, energy,
+    danceability and duration measured on the whole file (see
+    :func:`playlista.audio.decode.decode`).
     """
+    params = params or AnalysisParams()
     started = time.perf_counter()
-    size, mtime_ns = (stat.size, stat.mtime_ns) if stat else (None, None)
+    size, mtime_ns = (seen.size, seen.mtime_ns) if seen else (None, None)
     core = "core" in parts
     stages: dict[str, float] = {}
     try:
@@ -100,19 +100,20 @@ def analyze_file(
         )
         stages["tags"] = _since(started)
         clock = time.perf_counter()
+        limits = {"min_seconds": params.min_seconds, "max_seconds": params.max_seconds}
         decoded = (
-            decoder.decode(
-                path, min_seconds=min_seconds, max_seconds=max_seconds, timeout=decode_timeout
-            )
+            decoder.decode(path, **limits, timeout=params.decode_timeout)
             if decoder is not None
-            else decode(path, min_seconds=min_seconds, max_seconds=max_seconds)
+            else decode(path, **limits)
         )
         stages["decode"] = _since(clock)
         features, spent = extract_features(decoded) if core else (Features(), {})
         stages.update(spent)
         clock = time.perf_counter()
         musicnn = (
-            musicnn_scores(y=decoded.samples, sr=decoded.sr, taggers=taggers, cap=max_patches)
+            musicnn_scores(
+                y=decoded.samples, sr=decoded.sr, taggers=taggers, cap=params.musicnn_max_patches
+            )
             if taggers is not None and "musicnn" in parts
             else ()
         )

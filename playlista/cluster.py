@@ -5,8 +5,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import time
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 
 from distributed import Client, KilledWorker, LocalCluster
@@ -14,7 +15,7 @@ from distributed.client import FutureCancelledError
 from distributed.comm import CommClosedError, connect
 
 from playlista.errors import WorkerSetupError
-from playlista.settings import PREFECT_ENVIRONMENT
+from playlista.settings import PREFECT_ENVIRONMENT, Settings
 from playlista.worker import AudioLibraries
 
 PRELOAD_MODULE = "playlista.preload"
@@ -38,14 +39,15 @@ _THREAD_LIMITS = {
 
 @dataclass(frozen=True)
 class ClusterInfo:
-    """Where the cluster is: its scheduler, its dashboard, how many workers it may have, and
-    how many it had when the run began (fewer, for a local cluster that scales)."""
+    """Where the cluster is: its scheduler, its dashboard, how many workers it may have, how
+    many it had when the run began (fewer, for a local cluster that scales), and the seconds
+    it took to start or join."""
 
     address: str
     dashboard: str | None
     workers: int
-    local: bool
     started: int
+    start_seconds: float
 
 
 def worker_environment(api_url: str | None) -> dict[str, str]:
@@ -80,12 +82,13 @@ def analysis_cluster(
     cluster must see ``roots`` at the same paths as this process: one that does not is
     reported here, before any work is sent.
     """
+    clock = time.perf_counter()
     if address:
         with Client(address) as client:
             client.register_plugin(AudioLibraries())
             _check_roots_visible(client, roots)
             n = len(client.scheduler_info()["workers"])
-            yield ClusterInfo(address, client.dashboard_link, n, local=False, started=n)
+            yield ClusterInfo(address, client.dashboard_link, n, n, time.perf_counter() - clock)
         return
     if max_workers is not None:
         start, most = min(min_workers or 1, max_workers), max_workers
@@ -110,9 +113,24 @@ def analysis_cluster(
             cluster.scheduler_address,
             cluster.dashboard_link,
             most,
-            local=True,
             started=len(client.scheduler_info()["workers"]),
+            start_seconds=time.perf_counter() - clock,
         )
+
+
+def cluster_for(
+    settings: Settings, *, api_url: str | None, roots: Sequence[str]
+) -> AbstractContextManager[ClusterInfo]:
+    """:func:`analysis_cluster` as ``settings`` ask for it."""
+    return analysis_cluster(
+        address=settings.dask_address,
+        workers=settings.workers,
+        min_workers=settings.min_workers,
+        max_workers=settings.max_workers,
+        host=settings.host,
+        api_url=api_url,
+        roots=roots,
+    )
 
 
 def check_cluster(address: str, roots: Sequence[str], *, timeout: float = 10.0) -> None:

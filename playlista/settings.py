@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -106,3 +109,36 @@ class Settings(BaseSettings):
     transient_retries: int = Field(
         3, ge=0, description="Extra tries, with backoff and jitter, for files failing transiently."
     )
+
+    def with_options(self, **options: Any) -> Settings:
+        """These settings with the ``options`` that are given (not None) instead; the
+        database's path made absolute, so that two spellings of it are one database."""
+        given = {k: v for k, v in options.items() if v is not None}
+        db = Path(os.path.abspath(given.pop("db", self.db)))
+        return self.model_copy(update={**given, "db": db})
+
+
+def _default(name: str) -> object:
+    return Settings.model_fields[name].default
+
+
+@dataclass(frozen=True, slots=True)
+class AnalysisParams:
+    """How each file is analysed; sent with every batch to the workers.
+
+    The defaults are :class:`Settings`' (``AnalysisParams.of(settings)`` takes a run's).
+    """
+
+    min_seconds: float = _default("min_audio_seconds")  # type: ignore[assignment]
+    max_seconds: float = _default("analysis_max_seconds")  # type: ignore[assignment]
+    decode_timeout: float = _default("decode_timeout_seconds")  # type: ignore[assignment]
+    musicnn_max_patches: int = _default("musicnn_max_patches")  # type: ignore[assignment]
+
+    @classmethod
+    def of(cls, settings: Settings) -> AnalysisParams:
+        return cls(
+            min_seconds=settings.min_audio_seconds,
+            max_seconds=settings.analysis_max_seconds,
+            decode_timeout=settings.decode_timeout_seconds,
+            musicnn_max_patches=settings.musicnn_max_patches,
+        )

@@ -7,11 +7,11 @@ from typing import Any
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 from prefect.context import TaskRunContext
-from prefect.tasks import exponential_backoff
 
 from playlista.analysis import analyze_file
 from playlista.errors import TransientFailures
-from playlista.records import ALL_PARTS, AnalysisOutcome, Failure, FileStat, Part
+from playlista.records import AnalysisOutcome, Failure, FileStat, Part
+from playlista.settings import AnalysisParams
 from playlista.worker import audio_libraries
 from tasks.retry import raised
 
@@ -22,12 +22,7 @@ _SETTLED: dict[Any, dict[str, AnalysisOutcome]] = {}
 
 
 def _analyze(
-    files: list[FileStat],
-    min_seconds: float,
-    parts: tuple[Part, ...],
-    max_patches: int,
-    decode_timeout: float,
-    max_seconds: float,
+    files: list[FileStat], parts: tuple[Part, ...], params: AnalysisParams
 ) -> list[AnalysisOutcome]:
     libraries = audio_libraries()
     worker = libraries.worker_name
@@ -35,14 +30,11 @@ def _analyze(
         analyze_file(
             f.path,
             worker=worker,
-            min_seconds=min_seconds,
-            stat=f,
+            params=params,
+            seen=f,
             taggers=libraries.taggers,
-            max_patches=max_patches,
             parts=parts,
             decoder=libraries.decoder,
-            decode_timeout=decode_timeout,
-            max_seconds=max_seconds,
         )
         for f in files
     ]
@@ -51,39 +43,32 @@ def _analyze(
     return outcomes
 
 
+# The first wait before a transient failure is tried again; each later wait doubles.
+TRANSIENT_BACKOFF_SECONDS = 2.0
+
+
 @task(name="analyze-batch", cache_policy=NO_CACHE, persist_result=False)
 def analyze_batch(
-    files: list[FileStat],
-    min_seconds: float = 1.0,
-    parts: tuple[Part, ...] = ALL_PARTS,
-    max_patches: int = 0,
-    decode_timeout: float = 300.0,
-    max_seconds: float = 600.0,
+    files: list[FileStat], parts: tuple[Part, ...], params: AnalysisParams
 ) -> list[AnalysisOutcome]:
     """Analyse a batch; each file's failure is returned as a record, never raised."""
-    return _analyze(files, min_seconds, parts, max_patches, decode_timeout, max_seconds)
+    return _analyze(files, parts, params)
 
 
 @task(
     name="retry-transient",
     cache_policy=NO_CACHE,
     persist_result=False,
-    retries=3,
-    retry_delay_seconds=exponential_backoff(backoff_factor=2),
     retry_jitter_factor=0.5,
     retry_condition_fn=raised(TransientFailures),
 )
 def retry_transient(
-    files: list[FileStat],
-    min_seconds: float = 1.0,
-    parts: tuple[Part, ...] = ALL_PARTS,
-    max_patches: int = 0,
-    decode_timeout: float = 300.0,
-    max_seconds: float = 600.0,
+    files: list[FileStat], parts: tuple[Part, ...], params: AnalysisParams
 ) -> list[AnalysisOutcome]:
     """Analyse files that failed transiently; raise, and so be retried, while any still does.
 
-    Each try analyses only the files no try has settled yet.
+    Each try analyses only the files no try has settled yet. The flow gives the task its
+    number of retries (``Settings.transient_retries``).
     """
     context = TaskRunContext.get()
     assert context is not None and context.task_run is not None
@@ -92,7 +77,7 @@ def retry_transient(
     try:
         todo = [f for f in files if f.path not in settled]
         failing: dict[str, AnalysisOutcome] = {}
-        for outcome in _analyze(todo, min_seconds, parts, max_patches, decode_timeout, max_seconds):
+        for outcome in _analyze(todo, parts, params):
             transient = isinstance(outcome, Failure) and outcome.retryable
             (failing if transient else settled)[outcome.path] = outcome
         outcomes = [settled.get(f.path) or failing[f.path] for f in files]

@@ -4,20 +4,20 @@ from __future__ import annotations
 
 from prefect import task
 from prefect.cache_policies import NO_CACHE
-from prefect.tasks import exponential_backoff
 
 from playlista.errors import DatabaseBusyError
 from playlista.store import Store
 from playlista.store.staging import BatchWriter
 from tasks.retry import raised
 
+# The first wait before merging again into a database another process holds; it doubles.
+BUSY_BACKOFF_SECONDS = 1.0
+
 
 @task(
     name="finish-run",
     cache_policy=NO_CACHE,
     persist_result=False,
-    retries=6,
-    retry_delay_seconds=exponential_backoff(backoff_factor=1),
     retry_jitter_factor=0.5,
     retry_condition_fn=raised(DatabaseBusyError),
 )

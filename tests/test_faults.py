@@ -206,7 +206,7 @@ def test_a_file_deleted_between_discovery_and_analysis_is_recorded_then_marked_g
     seen = os.stat(song)
     song.unlink()
     failure = analyze_file(
-        str(song), worker="w", stat=FileStat(str(song), seen.st_size, seen.st_mtime_ns)
+        str(song), worker="w", seen=FileStat(str(song), seen.st_size, seen.st_mtime_ns)
     )
     assert failure.error_class == "file_vanished"  # type: ignore[union-attr]
     assert "disappeared" in failure.message  # type: ignore[union-attr]

@@ -71,7 +71,8 @@ def far_beyond_full_scale(path: Path, sr: int = 22050) -> Path:
 def test_samples_musicnn_refuses_are_one_files_failure_and_its_batch_goes_on(
     corpus, prefect_api, tmp_path
 ):
-    from flows.analyze_library import analyze_library, make_batches
+    from flows.analyze_library import analyze_library
+    from playlista.runs.batches import make_batches
     from playlista.scan import discover
 
     lib = copy_corpus(corpus, tmp_path / "music", GOOD[:4])
@@ -95,18 +96,14 @@ def settled(exc: BaseException) -> Future:
 
 
 def test_only_a_lost_worker_becomes_task_failed_and_a_bug_is_raised():
-    from flows.analyze_library import _collect
-
-    class Log:
-        def error(self, *args: object) -> None:
-            pass
+    from playlista.runs.batches import outcomes_of
 
     batch = [FileStat("/m/a.flac", 10, 1), FileStat("/m/b.flac", 20, 2)]
     dead = SimpleNamespace(address="tcp://127.0.0.1:40000")  # the scheduler's record of it
     for lost in (KilledWorker("analyze-batch-1", dead, 3), CommClosedError("Stream is closed")):
-        outcomes = _collect(settled(lost), batch, Log())
+        outcomes = outcomes_of(settled(lost), batch)
         assert [o.path for o in outcomes] == ["/m/a.flac", "/m/b.flac"]
         assert all(isinstance(o, Failure) and o.error_class == "task_failed" for o in outcomes)
         assert all(o.retryable for o in outcomes)  # type: ignore[union-attr]
     with pytest.raises(TypeError, match="a bug"):
-        _collect(settled(TypeError("a bug")), batch, Log())
+        outcomes_of(settled(TypeError("a bug")), batch)

@@ -113,8 +113,8 @@ def test_deleting_one_file_marks_it_deleted_and_keeps_the_row(library):
 
 
 def test_batches_are_bounded_balanced_and_largest_first():
-    from flows.analyze_library import make_batches
     from playlista.records import FileStat
+    from playlista.runs.batches import make_batches
 
     files = [FileStat(f"/m/{i}.flac", size=i, mtime_ns=0) for i in range(1, 101)]
     batches = make_batches(files, batch_size=8, workers=2)

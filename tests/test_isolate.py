@@ -33,6 +33,7 @@ from playlista.errors import (
     UnsupportedFormatError,
 )
 from playlista.records import Failure, TrackResult
+from playlista.settings import AnalysisParams
 from playlista.worker import AudioLibraries, audio_libraries, worker_status
 
 GOOD = "good/rendered/bach_bwv351.flac"
@@ -191,10 +192,14 @@ def test_eio_fails_transiently_for_the_set_number_of_attempts_across_children(
         with pytest.raises(OSError) as raw:
             child.decode(flaky, timeout=60)
         assert (raw.value.errno, raw.value.filename) == (errno.EIO, flaky)
-        second = analyze_file(flaky, worker="test", decoder=child, decode_timeout=60)
+        second = analyze_file(
+            flaky, worker="test", decoder=child, params=AnalysisParams(decode_timeout=60)
+        )
     # The count lives in the state folder: a new child sees the third attempt.
     with DecoderProcess() as fresh:
-        third = analyze_file(flaky, worker="test", decoder=fresh, decode_timeout=60)
+        third = analyze_file(
+            flaky, worker="test", decoder=fresh, params=AnalysisParams(decode_timeout=60)
+        )
     assert isinstance(second, Failure)
     assert (second.error_class, second.retryable) == (TransientIOError.error_class, True)
     assert isinstance(third, TrackResult) and third.decoder == "ffmpeg"
@@ -230,7 +235,10 @@ def test_a_hang_in_a_batch_fails_that_file_alone(corpus, manifest, tmp_path, mon
     stuck = copy_as(corpus, OTHER, tmp_path / "hang_me.flac")
     paths = [str(corpus / GOOD), stuck, str(corpus / OTHER)]
     with faulty(monkeypatch, {"match": "hang_me", "fault": "hang"}) as child:
-        outcomes = [analyze_file(p, worker="test", decoder=child, decode_timeout=3) for p in paths]
+        outcomes = [
+            analyze_file(p, worker="test", decoder=child, params=AnalysisParams(decode_timeout=3))
+            for p in paths
+        ]
     good, hung, other = outcomes
     assert isinstance(hung, Failure)
     assert (hung.path, hung.error_class, hung.retryable) == (stuck, "timeout", False)
@@ -245,7 +253,10 @@ def test_a_crash_in_a_batch_fails_that_file_alone(corpus, tmp_path, monkeypatch)
     broken = copy_as(corpus, GOOD, tmp_path / "abort_me.flac")
     paths = [str(corpus / OTHER), broken, str(corpus / GOOD)]
     with faulty(monkeypatch, {"match": "abort_me", "fault": "abort"}) as child:
-        outcomes = [analyze_file(p, worker="test", decoder=child, decode_timeout=60) for p in paths]
+        outcomes = [
+            analyze_file(p, worker="test", decoder=child, params=AnalysisParams(decode_timeout=60))
+            for p in paths
+        ]
     assert [type(o) for o in outcomes] == [TrackResult, Failure, TrackResult]
     crashed = outcomes[1]
     assert isinstance(crashed, Failure)
@@ -266,7 +277,12 @@ def test_a_worker_survives_a_decoder_crash(corpus, tmp_path):
         assert plugin.decoder is not None
         before = plugin.decoder.pid
         outcomes = [
-            analyze_file(p, worker=plugin.worker_name, decoder=plugin.decoder, decode_timeout=60)
+            analyze_file(
+                p,
+                worker=plugin.worker_name,
+                decoder=plugin.decoder,
+                params=AnalysisParams(decode_timeout=60),
+            )
             for p in paths
         ]
         return {"pid": os.getpid(), "decoder_before": before, "outcomes": outcomes}

@@ -20,6 +20,7 @@ from playlista.audio.decode import decode
 from playlista.audio.isolate import DecoderProcess
 from playlista.audio.prepare import ANALYSIS_SR, EXCERPTS, excerpt_spans
 from playlista.records import TrackResult
+from playlista.settings import AnalysisParams
 
 PARTS = ("good/rendered/bach_bwv351.flac", "good/rendered/mozart_k545.flac")
 CAP = 10.0
@@ -134,7 +135,9 @@ def test_the_child_sends_the_whole_file_measures_with_the_excerpts(long_flac):
 def test_analysis_of_a_long_file_stores_its_duration_and_says_it_used_excerpts(long_flac):
     full = decode(str(long_flac))
     with DecoderProcess() as child:
-        result = analyze_file(str(long_flac), worker="test", decoder=child, max_seconds=CAP)
+        result = analyze_file(
+            str(long_flac), worker="test", decoder=child, params=AnalysisParams(max_seconds=CAP)
+        )
     assert isinstance(result, TrackResult)
     assert result.decoded_seconds == (1257728 + 1065856) / 44100
     note = "tempo, key, rhythm, spectral and MusiCNN from 10 excerpts (10 s of 53 s)"

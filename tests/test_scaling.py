@@ -56,13 +56,12 @@ def test_adaptive_cluster_grows_from_one_worker_to_the_maximum(corpus, prefect_a
 
 
 def test_worker_idle_time_is_split_into_head_gaps_and_tail():
-    from flows.analyze_library import _worker_idle
+    from playlista.runs.account import worker_idle
 
-    timings = {"flow.analysis_started_at": 100.0, "flow.analysis": 10.0, "flow.workers": 3}
     spans = {"a": [(104.0, 106.0), (101.0, 103.0)], "b": [(100.5, 109.0)]}
-    assert _worker_idle(spans, timings) == {
+    assert worker_idle(spans, start=100.0, seconds=10.0, workers=3) == {
         "flow.worker_head": 1.0 + 0.5,
         "flow.worker_between": 1.0,
         "flow.worker_tail": 10.0 + 4.0 + 1.0,  # the third worker got nothing
     }
-    assert "flow.analysis_started_at" not in timings
+    assert worker_idle({}, start=100.0, seconds=10.0, workers=3) == {}

@@ -71,7 +71,7 @@ class Stream:
     decoder: str
 
 
-def decode(path: str, *, min_seconds: float = 1.0, max_seconds: float = 0.0) -> Decoded:
+def decode(path: str, *, min_seconds: float = 0.0, max_seconds: float = 0.0) -> Decoded:
     """Decode ``path`` once and prepare it for analysis (see :class:`Decoded`).
 
     A file longer than ``max_seconds`` (0: no limit) is kept as evenly spaced excerpts of that
@@ -98,6 +98,8 @@ def decode(path: str, *, min_seconds: float = 1.0, max_seconds: float = 0.0) -> 
         if all(any(word in e.lower() for word in _UNRECOGNISED) for e in errors):
             raise UnsupportedFormatError(path, f"not a recognised audio file ({reason})")
         raise DecodeError(path, f"audio could not be decoded ({reason})")
+    if decoded.seconds <= 0:
+        raise NoAudioError(path, "decodes to no audio")
     if decoded.seconds < min_seconds:
         raise NoAudioError(
             path, f"decodes to {decoded.seconds:.2f} s of audio, less than {min_seconds:g} s"

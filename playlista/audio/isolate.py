@@ -103,7 +103,7 @@ class DecoderProcess:
             self._running()
 
     def decode(
-        self, path: str, *, min_seconds: float = 1.0, max_seconds: float = 0.0, timeout: float
+        self, path: str, *, min_seconds: float = 0.0, max_seconds: float = 0.0, timeout: float
     ) -> Decoded:
         """Decode ``path`` in the child: what :func:`playlista.audio.decode.decode` returns.
 

@@ -1,0 +1,1 @@
+"""What a run of the analyze-library flow does besides wiring: batches, accounting, summary."""

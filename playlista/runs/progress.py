@@ -1,0 +1,37 @@
+"""A run's progress: a Prefect progress artifact, and a bar on the terminal if asked for."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from prefect.artifacts import create_progress_artifact, update_progress_artifact
+from rich.progress import Progress
+
+
+class RunProgress:
+    """Files analysed out of ``total``: call :meth:`advance` as batches end."""
+
+    def __init__(self, total: int, artifact: Any, bar: Progress | None) -> None:
+        self.total, self.done = total, 0
+        self._artifact, self._bar = artifact, bar
+        self._bar_task = bar.add_task("analysing", total=total) if bar else None
+
+    @classmethod
+    @contextmanager
+    def of(cls, total: int, *, show: bool) -> Iterator[RunProgress]:
+        artifact = create_progress_artifact(
+            0.0, key="analyze-library-progress", description=f"{total} files to analyse"
+        )
+        if not show:
+            yield cls(total, artifact, None)
+            return
+        with Progress(transient=False) as bar:
+            yield cls(total, artifact, bar)
+
+    def advance(self, files: int) -> None:
+        self.done += files
+        update_progress_artifact(self._artifact, 100.0 * self.done / self.total)
+        if self._bar is not None and self._bar_task is not None:
+            self._bar.advance(self._bar_task, files)
