@@ -51,6 +51,7 @@ RUN_COUNTERS = (
     "moved",
     "deleted",
     "retried",
+    "outdated",
     "refreshed",
     "analyzed",
     "failed",

@@ -333,12 +333,19 @@ ALTER TABLE runs ADD COLUMN error VARCHAR;
 ALTER TABLE runs ADD COLUMN unlisted BIGINT;
 """
 
+_OUTDATED = """
+-- Unchanged files analysed again because their analysis is of an older analyser version;
+-- until now they were counted in retried, with the failures tried again.
+ALTER TABLE runs ADD COLUMN outdated BIGINT;
+"""
+
 MIGRATIONS: list[tuple[str, str]] = [
     ("0001_initial", _INITIAL),
     ("0002_musicnn", _MUSICNN),
     ("0003_playlists", _PLAYLISTS),
     ("0004_replaygain", _REPLAYGAIN),
     ("0005_outcomes", _OUTCOMES),
+    ("0006_outdated", _OUTDATED),
 ]
 
 

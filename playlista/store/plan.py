@@ -26,8 +26,8 @@ _BATCH_ROWS = 50_000
 # A file whose size and mtime match is unchanged. Its failure, when it has one, decides: a
 # transient one is retried, a permanent one waits for a change (or --retry-failed), and the
 # analysis it may still have from before stays as it is. Without a failure, an analysis of
-# another analyser version is made again, and one whose MusiCNN rows are stale or missing
-# gets MusiCNN alone again.
+# another analyser version is outdated and made again, and one whose MusiCNN rows are stale
+# or missing gets MusiCNN alone again.
 _CLASSIFY = """
 SELECT s.path, s.size, s.mtime_ns,
     CASE
@@ -36,7 +36,7 @@ SELECT s.path, s.size, s.mtime_ns,
             CASE WHEN f.status = 'deleted' THEN 'new' ELSE 'changed' END
         WHEN e.path IS NOT NULL AND (e.retryable OR $retry_failed) THEN 'retried'
         WHEN e.path IS NOT NULL OR x.analyzer_version = $version THEN 'unchanged'
-        ELSE 'retried'
+        ELSE 'outdated'
     END AS state,
     coalesce(f.status = 'deleted', false) AS was_deleted,
     e.path IS NOT NULL AS failed,
@@ -116,7 +116,17 @@ def make_plan(
     unlisted: list[UnlistedFolder] = []
     _load_scan(con, scan, roots, skipped=plan.skipped, unlisted=unlisted)
     counts = dict.fromkeys(
-        ("files_seen", "new", "changed", "unchanged", "moved", "deleted", "retried", "refreshed"),
+        (
+            "files_seen",
+            "new",
+            "changed",
+            "unchanged",
+            "moved",
+            "deleted",
+            "retried",
+            "outdated",
+            "refreshed",
+        ),
         0,
     )
     plan.counts = counts
@@ -131,10 +141,10 @@ def make_plan(
     for path, size, mtime_ns, state, was_deleted, failed, musicnn_stale in rows:
         counts["files_seen"] += 1
         stat = FileStat(path, size, mtime_ns)
-        if was_deleted and state in ("unchanged", "retried"):
+        if was_deleted and state in ("unchanged", "retried", "outdated"):
             plan.restored.append(path)
         if full_rescan:
-            counts[{"retried": "changed"}.get(state, state)] += 1
+            counts[{"retried": "changed", "outdated": "changed"}.get(state, state)] += 1
             plan.to_analyze.append(stat)
         elif state == "new":
             new.append(stat)

@@ -279,9 +279,7 @@ def test_a_new_analyzer_version_plans_analysed_files_again(
     p = plan(store, lib, version=2)
     assert sorted(s.path for s in p.to_analyze) == sorted(str(f) for f in analysed[:3])
     # The permanent failure has no analysis to be stale; it waits for a change.
-    assert p.counts["unchanged"] == 1
-    assert p.counts["changed"] + p.counts["retried"] == 3
-    assert p.counts["files_seen"] == 4
+    assert p.counts == counts(files_seen=4, outdated=3, unchanged=1)
     store.write_outcomes([track(f, version=2) for f in analysed[:3]])
     assert plan(store, lib, version=2).counts == counts(files_seen=4, unchanged=4)
 
@@ -303,7 +301,7 @@ def test_full_rescan_with_a_file_that_came_back(
     p = plan(store, lib, full_rescan=True)
     assert sorted(s.path for s in p.to_analyze) == sorted(str(f) for f in analysed)
     assert p.counts["files_seen"] == 4
-    assert sum(p.counts[k] for k in ("new", "changed", "unchanged", "retried")) == 4
+    assert sum(p.counts[k] for k in ("new", "changed", "unchanged", "retried", "outdated")) == 4
 
 
 def test_a_kept_analysis_with_a_permanent_failure_stays_and_is_not_planned_every_run(
