@@ -26,9 +26,12 @@ from prefect.deployments.runner import RunnerDeployment
 from prefect.events import DeploymentEventTrigger
 from prefect.schedules import Cron
 
-from flows.analyze_library import analyze_library
-from flows.generate_playlists import generate_playlists
+from playlista.checkout import on_path
 from playlista.settings import Settings
+
+on_path()
+from flows.analyze_library import analyze_library  # noqa: E402
+from flows.generate_playlists import generate_playlists  # noqa: E402
 
 PREFECT_YAML = Path(__file__).resolve().parents[1] / "prefect.yaml"
 FLOWS: dict[str, Flow[..., Any]] = {

@@ -13,11 +13,13 @@ import sys
 from collections.abc import Sequence
 from typing import Any, NoReturn
 
+from playlista.checkout import on_path
 from playlista.errors import FilterError, PlaylistaError
 from playlista.settings import PREFECT_ENVIRONMENT
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    on_path()
     parser = _parser()
     args = parser.parse_args(argv)
     for name, value in PREFECT_ENVIRONMENT.items():

@@ -8,7 +8,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from playlista.checkout import on_path
 from playlista.worker import AudioLibraries
+
+on_path()  # tasks arrive as references to the checkout's ``tasks`` modules
 
 
 async def dask_setup(worker: Any) -> None:

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 from distributed import WorkerPlugin, get_worker
 
+from playlista.checkout import on_path
 from playlista.errors import WorkerSetupError
 from playlista.jit import cache_lock
 
@@ -60,6 +61,7 @@ class AudioLibraries(WorkerPlugin):
         self.decoder: DecoderProcess | None = None
 
     async def setup(self, worker: Any) -> None:
+        on_path()  # tasks arrive as references to the checkout's ``tasks`` modules
         self.worker_name = f"{socket.gethostname()}:{os.getpid()}"
         self.threads = max(1, int(getattr(worker.state, "nthreads", 1)))
         # The imports and the warm-up take seconds: keep the worker's event loop (and its
