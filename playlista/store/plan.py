@@ -18,6 +18,7 @@ import pyarrow as pa
 
 from playlista.records import Failure, FileStat, UnlistedFolder
 from playlista.scan import fingerprint
+from playlista.store.arrow import RUN_COUNTERS
 
 log = logging.getLogger(__name__)
 
@@ -115,20 +116,8 @@ def make_plan(
     plan = Plan()
     unlisted: list[UnlistedFolder] = []
     _load_scan(con, scan, roots, skipped=plan.skipped, unlisted=unlisted)
-    counts = dict.fromkeys(
-        (
-            "files_seen",
-            "new",
-            "changed",
-            "unchanged",
-            "moved",
-            "deleted",
-            "retried",
-            "outdated",
-            "refreshed",
-        ),
-        0,
-    )
+    # What planning counts; analysis adds the rest.
+    counts = dict.fromkeys((k for k in RUN_COUNTERS if k not in ("analyzed", "failed")), 0)
     plan.counts = counts
     new: list[FileStat] = []
     params = {
