@@ -24,10 +24,9 @@ import scores
 from scipy.optimize import minimize
 from threadpoolctl import threadpool_limits
 
-from playlista.audio import features, rhythm, tonal
+from playlista.audio import rhythm, tonal
 from playlista.audio.decode import decode
 from playlista.audio.frontend import front_end
-from playlista.audio.prepare import channel_mean
 
 
 def cached(entry: dict[str, Any], evalset: Path) -> dict[str, Any]:
@@ -36,7 +35,7 @@ def cached(entry: dict[str, Any], evalset: Path) -> dict[str, Any]:
     if not path.exists():
         threadpool_limits(1)
         decoded = decode(str(evalset / entry["file"]))
-        y = features._resample(channel_mean(decoded.samples), sr=decoded.sr, target_sr=22050)
+        y = decoded.samples  # mono at 22.05 kHz
         f = front_end(y=y)
         low, high = rhythm.band_envelopes(f.mel)
         notes = tonal.semitone_map() @ f.S

@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from playlista.playlists.camelot import WHEEL
+from playlista.camelot import WHEEL
 
 # The figures, in page order: (element id, heading).
 FIGURES: tuple[tuple[str, str], ...] = (

@@ -16,21 +16,20 @@ import soundfile as sf
 import soxr
 
 from playlista.audio import bs1770, features, frontend
+from playlista.audio.danceability import danceability
 from playlista.audio.features import (
-    camelot,
-    danceability,
     energy,
-    estimate_tuning,
     extract_features,
     key,
     loudness,
     onset_rate,
-    spectral,
     tempo,
     warm_up,
 )
 from playlista.audio.prepare import prepare_samples
 from playlista.audio.sources import FEATURE_SOURCES
+from playlista.audio.spectral import estimate_tuning, spectral
+from playlista.camelot import code as camelot
 from playlista.errors import InvalidInputError
 from playlista.records import Features
 

@@ -16,6 +16,7 @@ import soxr
 
 from playlista.analysis import analyze_file
 from playlista.audio import bs1770, features
+from playlista.audio.danceability import danceability
 from playlista.audio.decode import decode
 from playlista.audio.isolate import DecoderProcess
 from playlista.audio.prepare import ANALYSIS_SR, EXCERPTS, excerpt_spans
@@ -144,6 +145,6 @@ def test_analysis_of_a_long_file_stores_its_duration_and_says_it_used_excerpts(l
     assert note in result.warnings and note in result.features.warnings
     assert result.features.loudness_lufs == full.loudness_lufs
     assert result.features.energy == full.energy
-    assert result.features.danceability == features.danceability(envelope=full.envelope)
+    assert result.features.danceability == danceability(envelope=full.envelope)
     assert result.features.true_peak_dbtp == full.true_peak_dbtp is not None
     assert result.features.bpm is not None and result.features.key is not None

@@ -8,8 +8,9 @@ import stat
 import numpy as np
 import pytest
 
+from playlista import camelot
 from playlista.errors import FilterError, PlaylistError
-from playlista.playlists import camelot, methods
+from playlista.playlists import methods
 from playlista.playlists.clusters import kmeans, tempo_band
 from playlista.playlists.m3u import Entry, render, target, write_after
 from playlista.playlists.model import PlaylistSpec

@@ -18,8 +18,8 @@ import pyarrow.parquet as pq
 import pytest
 import yaml
 
+from playlista import camelot
 from playlista.errors import FilterError, PlaylistError
-from playlista.playlists import camelot
 from playlista.playlists.model import Playlist, PlaylistSpec
 from playlista.report import FIGURES
 from playlista.store import connect

@@ -6,8 +6,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from playlista import camelot
 from playlista.errors import PlaylistError
-from playlista.playlists import camelot
 
 
 def unit_rows(embedding: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
