@@ -208,7 +208,7 @@ def _playlist_parser(sub: argparse._SubParsersAction, db: object) -> None:
 
 def _analyze(args: argparse.Namespace) -> int:
     _check_analyze_args(args)
-    from playlista.store.db import check_database_file
+    from playlista.store.file import check_database_file
 
     for root in args.roots:  # before anything is written: no database, no lock file
         if not os.path.isdir(root):
@@ -220,14 +220,14 @@ def _analyze(args: argparse.Namespace) -> int:
         check_cluster(args.dask_address, [os.path.abspath(r) for r in args.roots])
     _quiet_prefect(args.verbose)
     from flows.analyze_library import analyze_library
-    from playlista.store import connect
+    from playlista.store.file import check_free
     from playlista.store.lock import probe
 
     with probe(args.db) as no_run_writing:
         if no_run_writing:
             # A holder now is not a run (that one the flow waits for) but a person's
             # session, say: refuse here, before any server or cluster starts.
-            connect(args.db).close()
+            check_free(args.db)
     summary = analyze_library(
         roots=args.roots,
         db=args.db,
@@ -275,7 +275,7 @@ def _print_summary(summary: dict[str, object]) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    from playlista.store.db import RUN_COUNTERS
+    from playlista.store.arrow import RUN_COUNTERS
 
     console = Console()
     console.print(f"playlista: {summary['db']}", soft_wrap=True)
@@ -304,10 +304,10 @@ def _print_summary(summary: dict[str, object]) -> None:
 
 
 def _failures(args: argparse.Namespace) -> int:
-    from playlista.store import connect
-    from playlista.store.db import failure_rows
+    from playlista.store import Reader
 
-    rows = failure_rows(connect(args.db, read_only=True))
+    with Reader.open(args.db) as reader:
+        rows = reader.failures()
     for path, error_class, message, retryable, attempts, _last, kept in rows:
         kind = "transient" if retryable else "permanent"
         if kept is not None:
@@ -318,13 +318,11 @@ def _failures(args: argparse.Namespace) -> int:
 
 
 def _similar(args: argparse.Namespace) -> int:
-    from playlista.store import connect
-    from playlista.store.db import similar_rows
+    from playlista.store import Reader
 
     try:
-        rows = similar_rows(
-            connect(args.db, read_only=True), os.path.abspath(args.path), n=args.n, model=args.model
-        )
+        with Reader.open(args.db) as reader:
+            rows = reader.similar(os.path.abspath(args.path), n=args.n, model=args.model)
     except LookupError as exc:
         raise PlaylistaError(
             f'{exc.args[0]}; see the analysed paths with `playlista sql "SELECT path FROM library"`'
@@ -339,7 +337,7 @@ def _playlist(args: argparse.Namespace) -> int:
     from playlista.playlists.generate import load_file
     from playlista.playlists.model import PlaylistSpec
     from playlista.playlists.pathmap import PathMap
-    from playlista.store.db import check_database_file
+    from playlista.store.file import check_database_file
     from playlista.store.where import order_clause, parse_filter
 
     if args.method == "list":
@@ -411,16 +409,15 @@ def _check_named_tracks(db: str, specs: Sequence[Any]) -> None:
 
     Skipped while a run writes the database: the flow waits for it, then finds the same.
     """
-    from playlista.store import connect
+    from playlista.store import Reader
     from playlista.store.lock import run_writing
-    from playlista.store.playlists import load_tracks
 
     named = [s for s in specs if s.seeds or s.start or s.end]
     if not named or run_writing(db):
         return
-    with connect(db, read_only=True) as con:
+    with Reader.open(db) as reader:
         for spec in named:
-            tracks = load_tracks(con, spec)
+            tracks = reader.tracks(spec)
             for path in (*spec.seeds, spec.start, spec.end):
                 if not path:
                     continue
@@ -434,22 +431,22 @@ def _check_named_tracks(db: str, specs: Sequence[Any]) -> None:
 
 
 def _list_playlists(args: argparse.Namespace) -> int:
-    from playlista.store import connect
-    from playlista.store.playlists import playlist_rows
+    from playlista.store import Reader
 
-    for name, method, tracks, duration, title, file, _created in playlist_rows(
-        connect(args.db, read_only=True)
-    ):
+    with Reader.open(args.db) as reader:
+        rows = reader.playlists()
+    for name, method, tracks, duration, title, file, _created in rows:
         print(f"{name}\t{method}\t{tracks}\t{duration / 60:.0f} min\t{title}\t{file}")
     return 0
 
 
 def _export(args: argparse.Namespace) -> int:
-    from playlista.store import connect
-    from playlista.store.playlists import export_parquet
+    from playlista.store import Reader
 
     _output(args.parquet, folder=True, option="--parquet")
-    for path in export_parquet(connect(args.db, read_only=True), args.parquet):
+    with Reader.open(args.db) as reader:
+        written = reader.export_parquet(args.parquet)
+    for path in written:
         print(path)
     return 0
 
@@ -458,11 +455,12 @@ def _report(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from playlista.report import render_report
-    from playlista.store import connect
-    from playlista.store.playlists import report_data
+    from playlista.store import Reader
 
     _output(args.out, folder=False, option="--out")
-    page = render_report(report_data(connect(args.db, read_only=True)))
+    with Reader.open(args.db) as reader:
+        data = reader.report_data()
+    page = render_report(data)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(page, encoding="utf-8")
@@ -486,16 +484,14 @@ def _output(path: str, *, folder: bool, option: str) -> None:
 
 
 def _sql(args: argparse.Namespace) -> int:
-    import duckdb
+    from playlista.errors import QueryError
+    from playlista.store import Reader
 
-    from playlista.store import connect
-
-    con = connect(args.db, read_only=True)
     try:
-        result = con.sql(args.query)
-        text = str(result) if result is not None else ""
-    except duckdb.Error as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        with Reader.open(args.db) as reader:
+            text = reader.query(args.query)
+    except QueryError as exc:
+        first = exc.message
         if "read-only mode" in first:
             raise PlaylistaError(
                 f"sql runs read-only queries ({first}); change the database with a DuckDB "

@@ -132,3 +132,12 @@ class FilterError(PlaylistaError, ValueError):
 
 class PlaylistError(PlaylistaError, ValueError):
     """A playlist cannot be made as asked: a bad name or spec, an unknown track."""
+
+
+class QueryError(PlaylistaError):
+    """DuckDB refused a query a user gave; the message is DuckDB's first line."""
+
+    def __init__(self, message: str, cause: BaseException | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.cause = cause

@@ -43,7 +43,7 @@ def render_report(
     pngs: dict[str, str] | None = None,
     title: str = "playlista library report",
 ) -> str:
-    """The page for :func:`playlista.store.playlists.report_data`'s ``data`` (``pngs``: the
+    """The page for :meth:`playlista.store.Reader.report_data`'s ``data`` (``pngs``: the
     figures, if :func:`figure_pngs` made them already)."""
     pngs = pngs or figure_pngs(data)
     parts = [

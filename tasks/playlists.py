@@ -12,7 +12,6 @@ from playlista.playlists.model import Playlist, PlaylistSpec
 from playlista.playlists.pathmap import PathMap
 from playlista.report import figure_pngs, render_markdown, render_report
 from playlista.store import Store
-from playlista.store.playlists import report_data
 
 
 @task(name="make-playlists", cache_policy=NO_CACHE, persist_result=False)
@@ -21,14 +20,14 @@ def make_playlists(
 ) -> list[Playlist]:
     """One spec's playlists, written and stored."""
     with Store.open(db, prepare=False) as store:
-        return generate(store.con, spec, out_dir=out_dir, base=base, path_map=path_map)
+        return generate(store, spec, out_dir=out_dir, base=base, path_map=path_map)
 
 
 @task(name="library-report", cache_policy=NO_CACHE, persist_result=False)
 def library_report(db: str, out: str) -> str:
     """Write the HTML report to ``out``; return the same report as Markdown."""
     with Store.open(db, prepare=False) as store:
-        data = report_data(store.con)
+        data = store.report_data()
     pngs = figure_pngs(data)
     Path(out).parent.mkdir(parents=True, exist_ok=True)
     Path(out).write_text(render_report(data, pngs=pngs), encoding="utf-8")

@@ -22,8 +22,8 @@ from playlista import camelot
 from playlista.errors import FilterError, PlaylistError
 from playlista.playlists.model import Playlist, PlaylistSpec
 from playlista.report import FIGURES
-from playlista.store import connect
-from playlista.store.playlists import EXPORTED, load_tracks, replace_playlists
+from playlista.store import Store
+from playlista.store.read import EXPORTED
 from tests.test_cli import run_cli
 
 pytestmark = pytest.mark.slow
@@ -236,12 +236,12 @@ def test_regenerating_replaces_a_playlist_and_a_failure_leaves_the_old_one(made,
         Playlist("groups-1", "groups", "x", "clusters", {}, (str(corpus / FULL),)),
         Playlist("groups-1", "groups", "y", "clusters", {}, (str(corpus / BACH),)),
     ]
-    con = connect(made["db"])
+    store = Store.open(made["db"], prepare=False)
     try:
         with pytest.raises(duckdb.ConstraintException):
-            replace_playlists(con, "groups", broken, [None, None], [1.0, 1.0])
+            store.replace_playlists("groups", broken, [None, None], [1.0, 1.0])
     finally:
-        con.close()
+        store.close()
     assert rows(made["db"], "SELECT * FROM playlist_tracks ORDER BY playlist, position") == old
 
 
@@ -260,12 +260,12 @@ INJECTIONS = [
 @pytest.mark.parametrize("where", INJECTIONS)
 def test_injected_filters_are_rejected_and_the_tables_stay(made, where):
     counts = rows(made["db"], "SELECT (SELECT count(*) FROM files), (SELECT count(*) FROM library)")
-    con = connect(made["db"])
+    store = Store.open(made["db"], prepare=False)
     try:
         with pytest.raises(FilterError):
-            load_tracks(con, PlaylistSpec(name="bad", method="rules", where=where))
+            store.tracks(PlaylistSpec(name="bad", method="rules", where=where))
     finally:
-        con.close()
+        store.close()
     assert (
         rows(made["db"], "SELECT (SELECT count(*) FROM files), (SELECT count(*) FROM library)")
         == counts
@@ -273,14 +273,14 @@ def test_injected_filters_are_rejected_and_the_tables_stay(made, where):
 
 
 def test_a_quote_in_a_value_is_data_not_sql(made):
-    con = connect(made["db"])
+    store = Store.open(made["db"], prepare=False)
     try:
-        tracks = load_tracks(
-            con, PlaylistSpec(name="q", method="rules", where="title = 'x'' OR ''1''=''1'")
+        tracks = store.tracks(
+            PlaylistSpec(name="q", method="rules", where="title = 'x'' OR ''1''=''1'")
         )
         assert len(tracks) == 0  # no title is that string; the OR stayed inside the value
     finally:
-        con.close()
+        store.close()
 
 
 def test_cli_makes_a_rules_playlist_and_refuses_injection(made, tmp_path):
@@ -421,15 +421,15 @@ def test_the_flow_attaches_the_report_as_an_artifact(made):
 
 
 def test_a_spec_naming_an_unknown_track_fails_clearly(made):
-    con = connect(made["db"])
+    store = Store.open(made["db"], prepare=False)
     try:
         with pytest.raises(PlaylistError, match="matches no analysed track"):
             from playlista.playlists.build import build
 
             spec = PlaylistSpec(name="x", method="similar", seeds=("nope.ogg",))
-            build(spec, load_tracks(con, spec))
+            build(spec, store.tracks(spec))
     finally:
-        con.close()
+        store.close()
 
 
 def device_lines(path: Path) -> list[str]:

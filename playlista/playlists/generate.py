@@ -8,24 +8,38 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
-
-import duckdb
+from typing import Any, Protocol
 
 from playlista.errors import PlaylistError
 from playlista.playlists import m3u
 from playlista.playlists.build import build
-from playlista.playlists.model import Playlist, PlaylistSpec
+from playlista.playlists.model import Playlist, PlaylistSpec, Tracks
 from playlista.playlists.pathmap import PathMap
-from playlista.store.playlists import load_tracks, replace_playlists, spec_files
 
 log = logging.getLogger(__name__)
 
 
+class PlaylistStore(Protocol):
+    """What :func:`generate` needs of the database (:class:`playlista.store.Store` has it)."""
+
+    def tracks(self, spec: PlaylistSpec) -> Tracks: ...
+
+    def playlist_files(self, spec: str) -> list[str]: ...
+
+    def replace_playlists(
+        self,
+        spec: str,
+        playlists: Sequence[Playlist],
+        files: Sequence[str | None],
+        durations: Sequence[float],
+    ) -> None: ...
+
+
 def generate(
-    con: duckdb.DuckDBPyConnection,
+    store: PlaylistStore,
     spec: PlaylistSpec,
     *,
     out_dir: str | os.PathLike[str],
@@ -39,7 +53,7 @@ def generate(
     With ``path_map``, the files hold the mapped paths (the rows keep the real ones) and a
     track that no mapping covers is left out of its file, named in ``Playlist.unmapped``.
     """
-    tracks = load_tracks(con, spec)
+    tracks = store.tracks(spec)
     playlists = build(spec, tracks)
     targets = [m3u.target(out_dir, p.name) for p in playlists]  # every name checked first
     row = {path: i for i, path in enumerate(tracks.paths)}
@@ -60,11 +74,11 @@ def generate(
             m3u.render(entries, title=playlist.title, base=os.fspath(base) if base else None)
         )
         made.append(dataclasses.replace(playlist, unmapped=unmapped))
-    old = spec_files(con, spec.name)
+    old = store.playlist_files(spec.name)
     m3u.write_after(
         targets,
         texts,
-        lambda: replace_playlists(con, spec.name, playlists, [str(t) for t in targets], durations),
+        lambda: store.replace_playlists(spec.name, playlists, [str(t) for t in targets], durations),
     )
     folder = Path(out_dir).resolve()
     for stale in set(old) - {str(t) for t in targets}:

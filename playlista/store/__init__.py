@@ -1,6 +1,11 @@
-"""DuckDB storage: the schema, planning against it, and the single writer."""
+"""DuckDB storage: the schema, planning against it, the single writer and the readers.
 
-from playlista.store.db import Store, connect
+:class:`Store` writes (and reads); :class:`Reader` opens the file read-only. Nothing outside
+this package touches DuckDB.
+"""
+
+from playlista.store.db import Store
 from playlista.store.plan import Plan
+from playlista.store.read import Reader
 
-__all__ = ["Plan", "Store", "connect"]
+__all__ = ["Plan", "Reader", "Store"]

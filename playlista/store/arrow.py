@@ -10,6 +10,7 @@ from typing import TypeVar
 import pyarrow as pa
 
 from playlista.records import (
+    AnalysisOutcome,
     Failure,
     Features,
     FileStat,
@@ -181,3 +182,25 @@ def runs_table(
     for name in ("audio_seconds", "wall_seconds"):
         columns[name] = pa.array([float(counts.get(name, 0.0))], pa.float64())
     return pa.table(columns)
+
+
+def batch_tables(outcomes: Iterable[AnalysisOutcome]) -> dict[str, pa.Table]:
+    """One batch's rows as Arrow tables, by what they update; the last record of a path wins.
+
+    ``results`` (files rows of analysed tracks), ``track_tags`` and ``track_features`` come
+    together; ``track_musicnn`` from full and MusiCNN-only results; ``failures`` alone.
+    """
+    unique = dedupe_by_path(outcomes)
+    results = [o for o in unique if isinstance(o, TrackResult)]
+    refreshed = [o for o in unique if isinstance(o, MusicnnResult)]
+    failures = [o for o in unique if isinstance(o, Failure)]
+    tables: dict[str, pa.Table] = {}
+    if results:
+        tables["results"] = files_table(results, [r.fingerprint for r in results])
+        tables["track_tags"] = tags_table(results)
+        tables["track_features"] = features_table(results)
+    if results or refreshed:
+        tables["track_musicnn"] = musicnn_table([*results, *refreshed])
+    if failures:
+        tables["failures"] = failures_table(failures)
+    return tables

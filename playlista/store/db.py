@@ -6,148 +6,39 @@ results goes in with one transaction of Arrow inserts.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 import duckdb
 import pyarrow as pa
 
 from playlista.audio.sources import FEATURE_SOURCES, MODEL_SOURCES
-from playlista.errors import DatabaseBusyError, DatabaseFileError
 from playlista.models.frontend import LABELS
-from playlista.records import (
-    AnalysisOutcome,
-    Failure,
-    FileStat,
-    MusicnnResult,
-    TrackResult,
-    UnlistedFolder,
-)
+from playlista.playlists.model import Playlist
+from playlista.records import AnalysisOutcome, FileStat, UnlistedFolder
 from playlista.store import arrow
 from playlista.store.arrow import RUN_COUNTERS
+from playlista.store.file import connect
 from playlista.store.migrations import migrate
 from playlista.store.plan import Plan, make_plan
+from playlista.store.read import Reader
 
 log = logging.getLogger(__name__)
 
 _TRACK_TABLES = ("files", "track_tags", "track_features", "track_musicnn", "failures")
 
 
-# The first bytes of every DuckDB file: a checksum, then this at offset 8.
-_MAGIC, _MAGIC_AT = b"DUCK", 8
-
-
-def connect(path: str | os.PathLike[str], *, read_only: bool = False) -> duckdb.DuckDBPyConnection:
-    """Open the database file.
-
-    Raises
-    ------
-    DatabaseBusyError
-        Another process holds it.
-    DatabaseFileError
-        Read-only, and there is no database at ``path``; or ``path`` is not a DuckDB file.
-    """
-    try:
-        return duckdb.connect(os.fspath(path), read_only=read_only)
-    except duckdb.IOException as exc:
-        if "lock" in str(exc).lower():
-            raise DatabaseBusyError(os.fspath(path), exc) from exc
-        check_database_file(path, must_exist=read_only)
-        raise
-
-
-def check_database_file(path: str | os.PathLike[str], *, must_exist: bool = False) -> None:
-    """Raise :class:`DatabaseFileError` if ``path`` exists and is not a DuckDB file, or, with
-    ``must_exist``, if there is no file.
-
-    Looks at the file's first bytes only: nothing is opened for writing or locked.
-    """
-    if not os.path.lexists(path):
-        if must_exist:
-            raise DatabaseFileError(
-                os.fspath(path),
-                f"does not exist; make it with `playlista analyze MUSIC --db {path}`",
-            )
-        return
-    if os.path.isdir(path):
-        raise DatabaseFileError(os.fspath(path), "is a folder; give --db a file name")
-    try:
-        with open(path, "rb") as f:
-            head = f.read(_MAGIC_AT + len(_MAGIC))
-    except OSError as exc:
-        raise DatabaseFileError(
-            os.fspath(path), f"cannot be read ({exc.strerror or exc}); give --db another file", exc
-        ) from exc
-    if head and head[_MAGIC_AT:] != _MAGIC:
-        raise DatabaseFileError(
-            os.fspath(path),
-            "is not a DuckDB database; give --db the file `playlista analyze` made, or a new name",
-        )
-
-
-def failure_rows(con: duckdb.DuckDBPyConnection) -> list[tuple[Any, ...]]:
-    """``(path, error_class, message, retryable, attempts, last_failed_at, kept_analysis_at)``
-    by class, path."""
-    return con.execute(
-        "SELECT path, error_class, message, retryable, attempts, last_failed_at, "
-        "kept_analysis_at FROM failures ORDER BY error_class, path"
-    ).fetchall()
-
-
-def batch_tables(outcomes: Iterable[AnalysisOutcome]) -> dict[str, pa.Table]:
-    """One batch's rows as Arrow tables, by what they update; the last record of a path wins.
-
-    ``results`` (files rows of analysed tracks), ``track_tags`` and ``track_features`` come
-    together; ``track_musicnn`` from full and MusiCNN-only results; ``failures`` alone.
-    """
-    unique = arrow.dedupe_by_path(outcomes)
-    results = [o for o in unique if isinstance(o, TrackResult)]
-    refreshed = [o for o in unique if isinstance(o, MusicnnResult)]
-    failures = [o for o in unique if isinstance(o, Failure)]
-    tables: dict[str, pa.Table] = {}
-    if results:
-        tables["results"] = arrow.files_table(results, [r.fingerprint for r in results])
-        tables["track_tags"] = arrow.tags_table(results)
-        tables["track_features"] = arrow.features_table(results)
-    if results or refreshed:
-        tables["track_musicnn"] = arrow.musicnn_table([*results, *refreshed])
-    if failures:
-        tables["failures"] = arrow.failures_table(failures)
-    return tables
-
-
-def similar_rows(
-    con: duckdb.DuckDBPyConnection, path: str, *, n: int, model: str
-) -> list[tuple[Any, ...]]:
-    """``(path, title, artist, similarity)`` of the ``n`` tracks most like ``path``.
-
-    Raises ``LookupError`` when ``path`` has no embedding from ``model``.
-    """
-    found = con.execute(
-        "SELECT count(*) FROM track_musicnn WHERE path = ? AND model = ?", [path, model]
-    ).fetchone()
-    if not found or not found[0]:
-        raise LookupError(f"{path} has no {model} embedding in the database")
-    return con.execute(
-        "SELECT path, title, artist, similarity "
-        "FROM similar_tracks($path, n := $n, embedding_model := $model)",
-        {"path": path, "n": n, "model": model},
-    ).fetchall()
-
-
-class Store:
-    """playlista's database: schema, planning, batch upserts and run bookkeeping."""
-
-    def __init__(self, con: duckdb.DuckDBPyConnection, path: str) -> None:
-        self.con = con
-        self.path = path
+class Store(Reader):
+    """playlista's database, written: schema, planning, batch upserts, run bookkeeping and
+    playlists; and read, as a :class:`Reader`."""
 
     @classmethod
-    def open(cls, path: str | os.PathLike[str], *, prepare: bool = True) -> Store:
+    def open(cls, path: str | os.PathLike[str], *, prepare: bool = True) -> Self:
         """Open (creating if needed) and migrate the database at ``path``.
 
         ``prepare=False`` skips the migrations and reference rows, for a writer that
@@ -159,15 +50,6 @@ class Store:
             migrate(store.con)
             store._record_feature_sources()
         return store
-
-    def close(self) -> None:
-        self.con.close()
-
-    def __enter__(self) -> Store:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
     # -- planning ---------------------------------------------------------------------
 
@@ -239,10 +121,10 @@ class Store:
 
     def write_outcomes(self, outcomes: Iterable[AnalysisOutcome]) -> tuple[int, int]:
         """Upsert one batch in one transaction; return (analysed, failed) counts."""
-        return self.write_tables(batch_tables(outcomes))
+        return self.write_tables(arrow.batch_tables(outcomes))
 
     def write_tables(self, tables: dict[str, pa.Table]) -> tuple[int, int]:
-        """Upsert one batch, as :func:`batch_tables` made it, in one transaction.
+        """Upsert one batch, as :func:`.arrow.batch_tables` made it, in one transaction.
 
         Writing the same tables again changes nothing: a staged batch may be merged twice.
         """
@@ -392,8 +274,48 @@ class Store:
         finally:
             self.con.unregister("finished")
 
-    def failures(self) -> list[tuple[Any, ...]]:
-        return failure_rows(self.con)
+    # -- playlists --------------------------------------------------------------------
+
+    def replace_playlists(
+        self,
+        spec: str,
+        playlists: Sequence[Playlist],
+        files: Sequence[str | None],
+        durations: Sequence[float],
+    ) -> None:
+        """Replace every playlist ``spec`` made before with ``playlists``, in one transaction."""
+        now = datetime.now(UTC)
+        names = [p.name for p in playlists]
+        with self._transaction():
+            self.con.execute(
+                "DELETE FROM playlist_tracks WHERE playlist IN "
+                "(SELECT name FROM playlists WHERE spec = $spec) OR playlist IN "
+                "(SELECT unnest($names))",
+                {"spec": spec, "names": names},
+            )
+            self.con.execute(
+                "DELETE FROM playlists WHERE spec = $spec OR name IN (SELECT unnest($names))",
+                {"spec": spec, "names": names},
+            )
+            for playlist, file, duration in zip(playlists, files, durations, strict=True):
+                self.con.execute(
+                    "INSERT INTO playlists VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    [
+                        playlist.name,
+                        spec,
+                        playlist.title,
+                        playlist.method,
+                        json.dumps(playlist.parameters, sort_keys=True),
+                        file,
+                        len(playlist.paths),
+                        duration,
+                        now,
+                    ],
+                )
+                self.con.executemany(
+                    "INSERT INTO playlist_tracks VALUES (?, ?, ?)",
+                    [(playlist.name, i, p) for i, p in enumerate(playlist.paths, start=1)],
+                )
 
     # -- helpers ----------------------------------------------------------------------
 

@@ -27,8 +27,8 @@ import pyarrow.parquet as pq
 
 from playlista.errors import DatabaseBusyError
 from playlista.records import AnalysisOutcome
-from playlista.store.arrow import runs_table
-from playlista.store.db import Store, batch_tables
+from playlista.store.arrow import batch_tables, runs_table
+from playlista.store.db import Store
 
 log = logging.getLogger(__name__)
 

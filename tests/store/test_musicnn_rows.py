@@ -9,7 +9,6 @@ import pytest
 
 from playlista.models.frontend import LABELS
 from playlista.store import Store
-from playlista.store.db import similar_rows
 from tests.store.helpers import (
     T0,
     audio_file,
@@ -65,15 +64,15 @@ def test_similar_tracks_ranks_by_cosine_and_leaves_out_the_seed(store: Store, li
             track(d, direction=(-1.0, 0.0)),
         ]
     )
-    ranked = similar_rows(store.con, str(a), n=10, model="MSD_musicnn")
+    ranked = store.similar(str(a), n=10, model="MSD_musicnn")
     assert [(os.path.basename(p), round(s, 6)) for p, _, _, s in ranked] == [
         ("b.flac", 0.8),
         ("c.flac", 0.0),
         ("d.flac", -1.0),
     ]
-    assert [p for p, *_ in similar_rows(store.con, str(a), n=1, model="MTT_musicnn")] == [str(b)]
+    assert [p for p, *_ in store.similar(str(a), n=1, model="MTT_musicnn")] == [str(b)]
     with pytest.raises(LookupError, match="has no MSD_musicnn embedding"):
-        similar_rows(store.con, str(lib / "nope.flac"), n=3, model="MSD_musicnn")
+        store.similar(str(lib / "nope.flac"), n=3, model="MSD_musicnn")
 
 
 def test_a_musicnn_version_bump_plans_a_refresh_of_musicnn_alone(

@@ -52,7 +52,7 @@ def test_every_path_of_a_mapped_file_opens_under_the_mapped_root(store, lib, tmp
         [f"{lib}={device / 'Music'}", f"{lib / 'rock' / 'live'}={device / 'Live'}"]
     )
     for base, out in ((None, tmp_path / "absolute"), (device / "Playlists", tmp_path / "rel")):
-        (made,) = generate(store.con, SPEC, out_dir=out, base=base, path_map=mapping)
+        (made,) = generate(store, SPEC, out_dir=out, base=base, path_map=mapping)
         lines = track_lines(out / "all.m3u8")
         assert len(lines) == 2
         opened = [os.path.normpath(os.path.join(base or "/", line)) for line in lines]
@@ -74,7 +74,7 @@ def test_a_track_under_no_mapping_is_named_and_not_written(store, lib, tmp_path,
     mapping = PathMap.parse([f"{lib}=/storage/emulated/0/Music"])
     out = tmp_path / "out"
     with caplog.at_level("WARNING", logger="playlista.playlists.generate"):
-        (made,) = generate(store.con, SPEC, out_dir=out, path_map=mapping)
+        (made,) = generate(store, SPEC, out_dir=out, path_map=mapping)
     text = (out / "all.m3u8").read_text(encoding="utf-8")
     assert real[2] not in text and "c.ogg" not in text  # not written with a path it can't open
     assert sorted(track_lines(out / "all.m3u8")) == [
@@ -90,8 +90,8 @@ def test_playlist_files_get_the_permissions_of_any_other_file(store, lib, tmp_pa
     previous = os.umask(0o027)
     try:
         (tmp_path / "ordinary").write_text("x")
-        generate(store.con, SPEC, out_dir=tmp_path / "out")
-        generate(store.con, SPEC, out_dir=tmp_path / "out")  # a file replaced keeps them
+        generate(store, SPEC, out_dir=tmp_path / "out")
+        generate(store, SPEC, out_dir=tmp_path / "out")  # a file replaced keeps them
     finally:
         os.umask(previous)
     ordinary = stat.S_IMODE((tmp_path / "ordinary").stat().st_mode)

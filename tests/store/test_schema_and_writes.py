@@ -12,8 +12,9 @@ import pytest
 from playlista.errors import DatabaseBusyError
 from playlista.records import Failure
 from playlista.scan import fingerprint
-from playlista.store import Store, connect
+from playlista.store import Store
 from playlista.store import migrations as migrations_module
+from playlista.store.file import connect
 from playlista.store.lock import probe, sole_writer
 from tests.conftest import database_held_by_another_process
 from tests.store.helpers import (
