@@ -112,7 +112,12 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="try again files that failed permanently and have not changed",
     )
-    analyze.add_argument("--follow-symlinks", action="store_true", help="follow symbolic links")
+    analyze.add_argument(
+        "--follow-symlinks",
+        action="store_true",
+        default=None,  # not given: PLAYLISTA_FOLLOW_SYMLINKS, or not followed
+        help="follow symbolic links",
+    )
     analyze.add_argument("--verbose", action="store_true", help="show every log line")
     analyze.set_defaults(run=_analyze, parser=analyze)
 

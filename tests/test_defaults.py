@@ -89,3 +89,15 @@ def test_serving_the_deployments_defaults_to_the_settings_database():
     from deployments.serve import parser
 
     assert parser().parse_args(["music"]).db == str(Settings().db)
+
+
+def test_the_cli_leaves_what_the_settings_own_to_them(monkeypatch):
+    from playlista.cli import _parser
+
+    monkeypatch.setenv("PLAYLISTA_DB", "/elsewhere/music.duckdb")
+    args = _parser().parse_args(["analyze", "music"])
+    assert args.db == "/elsewhere/music.duckdb"
+    given = {name: getattr(args, name) for name in SETTINGS_OWNED - {"db"}}
+    assert given == dict.fromkeys(given)  # None: the flow takes the setting
+    for command in (["failures"], ["sql", "SELECT 1"], ["playlist", "clusters", "x"]):
+        assert _parser().parse_args(command).db == "/elsewhere/music.duckdb", command
