@@ -83,7 +83,9 @@ def parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--playlists", help="YAML file of playlists (default: the library in clusters)"
     )
-    parser.add_argument("--out", default="playlists", help="folder of the playlists")
+    parser.add_argument(
+        "--out", default=str(Settings().playlist_dir), help="folder of the playlists"
+    )
     parser.add_argument("--path-map", action="append", default=[], metavar="FROM=TO")
     return parser
 

@@ -112,7 +112,7 @@ def analyze_on_dask(
         try:
             with (
                 DaskTaskRunner(address=cluster.address) as runner,
-                RunProgress.of(sum(len(b) for b, _ in jobs), show=show_progress) as progress,
+                RunProgress.of(jobs, show=show_progress) as progress,
                 account.analysis(batches=len(jobs)),
             ):
 
@@ -125,7 +125,7 @@ def analyze_on_dask(
                 window = in_flight(settings.max_in_flight, cluster.workers)
                 for job, future in fan_out(submit, jobs, window=window, loop=runner.client.loop):
                     yield set_aside_transient(job, outcomes_of(future, job[0]), transient)
-                    progress.advance(len(job[0]))
+                    progress.advance(job)
                 if transient:
                     get_run_logger().info("retrying the files that failed transiently")
                     task = with_retries(

@@ -27,7 +27,7 @@ DEFAULT_SPECS = ({"name": "cluster", "method": "clusters"},)
 @flow(name="generate-playlists", log_prints=False)
 def generate_playlists(
     db: str | None = None,
-    out_dir: str = "playlists",
+    out_dir: str | None = None,
     config: str | None = None,
     playlists: list[dict[str, Any]] | None = None,
     base: str | None = None,
@@ -35,7 +35,8 @@ def generate_playlists(
     path_map: list[str] | None = None,
 ) -> dict[str, Any]:
     """Make the playlists of ``config`` (a YAML file) and ``playlists`` (entries like its
-    entries) under ``out_dir``; paths in the files are absolute, or relative to ``base``.
+    entries) under ``out_dir`` (default: the settings' ``playlist_dir``); paths in the files
+    are absolute, or relative to ``base``.
 
     ``path_map`` (``FROM=TO`` entries, added to the file's ``path_map:``) rewrites the paths
     written for the device that plays them; ``base`` is then that device's folder of the
@@ -53,7 +54,7 @@ def generate_playlists(
         specs = [PlaylistSpec.from_dict(dict(s)) for s in DEFAULT_SPECS]
     if len({s.name for s in specs}) != len(specs):
         raise PlaylistError("playlist names repeat between the file and the given playlists")
-    out = os.path.abspath(out_dir)
+    out = os.path.abspath(out_dir or settings.playlist_dir)
     made: dict[str, list[tuple[str, str, int]]] = {}
     unmapped: dict[str, list[str]] = {}
     with sole_writer(db_path, wait_seconds=settings.writer_wait_seconds):

@@ -45,6 +45,9 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="PLAYLISTA_", frozen=True)
 
     db: Path = Field(Path("playlista.duckdb"), description="DuckDB file the results go to.")
+    playlist_dir: Path = Field(
+        Path("playlists"), description="Folder the M3U8 playlists and the library report go to."
+    )
     batch_size: int = Field(
         8, ge=1, description="Files per Prefect task; amortises the per-task overhead."
     )

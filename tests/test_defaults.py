@@ -85,10 +85,17 @@ def test_the_deployments_leave_what_the_settings_own_to_them():
                 assert value is None or str(value).startswith("{{ $"), (spec["name"], name)
 
 
-def test_serving_the_deployments_defaults_to_the_settings_database():
+def test_serving_the_deployments_defaults_to_the_settings_database_and_folder():
     from deployments.serve import parser
 
-    assert parser().parse_args(["music"]).db == str(Settings().db)
+    args = parser().parse_args(["music"])
+    assert (args.db, args.out) == (str(Settings().db), str(Settings().playlist_dir))
+
+
+def test_the_playlists_flow_writes_to_the_settings_folder_when_given_none():
+    from flows.generate_playlists import generate_playlists
+
+    assert inspect.signature(generate_playlists.fn).parameters["out_dir"].default is None
 
 
 def test_the_cli_leaves_what_the_settings_own_to_them(monkeypatch):
@@ -101,3 +108,6 @@ def test_the_cli_leaves_what_the_settings_own_to_them(monkeypatch):
     assert given == dict.fromkeys(given)  # None: the flow takes the setting
     for command in (["failures"], ["sql", "SELECT 1"], ["playlist", "clusters", "x"]):
         assert _parser().parse_args(command).db == "/elsewhere/music.duckdb", command
+    monkeypatch.setenv("PLAYLISTA_PLAYLIST_DIR", "/elsewhere/lists")
+    for command in (["playlist", "clusters", "x"], ["playlist", "run", "lists.yaml"]):
+        assert _parser().parse_args(command).out == "/elsewhere/lists", command
