@@ -37,152 +37,31 @@ import os
 import platform
 import sys
 import time
-from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass
 from datetime import UTC, datetime
-from functools import partial
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any
 
-import essentia.standard as es
-import librosa
 import numpy as np
 import scores
 import soxr
+from accuracy_estimators import (
+    ESSENTIA_SR,
+    KEY_PROFILES,
+    LIBROSA_SR,
+    TEMPO_METHODS,
+    Estimator,
+    Signal,
+    estimators,
+)
+from accuracy_tables import TASKS, print_misses, report, report_kinds
 from threadpoolctl import threadpool_limits
 
-from playlista.audio import features
 from playlista.audio.decode import read_native
-from playlista.audio.frontend import FrontEnd, front_end
-from playlista.audio.prepare import ANALYSIS_SR, channel_mean
-from playlista.errors import InvalidInputError
+from playlista.audio.frontend import front_end
+from playlista.audio.prepare import channel_mean
 
-ESSENTIA_SR, LIBROSA_SR = 44100, ANALYSIS_SR
-# What playlista computed up to analyser version 2 (essentia's, at 44.1 kHz).
-BEFORE_TEMPO_METHOD, BEFORE_KEY_PROFILE = "degara", "bgate"
-
-TEMPO_METHODS = ("degara", "multifeature")
-# KeyExtractor's profileType range in essentia 2.1-beta6.
-KEY_PROFILES = (
-    "bgate",
-    "braw",
-    "diatonic",
-    "edma",
-    "edmm",
-    "gomez",
-    "krumhansl",
-    "noland",
-    "shaath",
-    "temperley",
-    "temperley2005",
-    "thpcp",
-    "tonictriad",
-    "weichai",
-)
 FORMATS_GROUP = "good/formats/"
-TONIC_NAMES = ("C", "C#", "D", "Eb", "E", "F", "F#", "G", "Ab", "A", "Bb", "B")
-# Krumhansl & Kessler (1982) probe-tone ratings, tonic first.
-KK_PROFILES = {
-    "major": np.array([6.35, 2.23, 3.48, 2.33, 4.38, 4.09, 2.52, 5.19, 2.39, 3.66, 2.29, 2.88]),
-    "minor": np.array([6.33, 2.68, 3.52, 5.38, 2.60, 3.53, 2.54, 4.75, 3.98, 2.69, 3.34, 3.17]),
-}
-TASKS = ("tempo", "key")
-
-
-class Signal(NamedTuple):
-    """One file's mono samples at both analysis rates and the shared 22.05 kHz front end."""
-
-    y44: np.ndarray
-    y22: np.ndarray
-    front: FrontEnd
-
-
-@dataclass(frozen=True)
-class Estimator:
-    """A named pair of estimators; either may be None when it only does the other task."""
-
-    name: str
-    tempo: Callable[[Signal], float | None] | None
-    key: Callable[[Signal], str | None] | None
-
-
-def before_tempo(signal: Signal, *, method: str = BEFORE_TEMPO_METHOD) -> float | None:
-    extractor = es.RhythmExtractor2013(method=method, minTempo=40, maxTempo=208)
-    bpm = float(extractor(signal.y44)[0])
-    return bpm if bpm > 0 else None
-
-
-def before_key(signal: Signal, *, profile: str = BEFORE_KEY_PROFILE) -> str | None:
-    try:
-        tonic, mode, _ = es.KeyExtractor(profileType=profile, sampleRate=ESSENTIA_SR)(signal.y44)
-    except RuntimeError:  # weichai raises on minor keys
-        return None
-    return f"{tonic} {mode}"
-
-
-def pipeline_estimator() -> Estimator:
-    """playlista's estimators as the pipeline runs them, on the shared front end."""
-
-    def tempo(signal: Signal) -> float | None:
-        try:
-            return features.tempo(front=signal.front)[0]
-        except InvalidInputError:  # extract_features leaves the field None: a miss
-            return None
-
-    def key(signal: Signal) -> str | None:
-        try:
-            tonic, mode, _ = features.key(S=signal.front.S)
-        except InvalidInputError:
-            return None
-        return f"{tonic} {mode}"
-
-    return Estimator("playlista", tempo, key)
-
-
-def essentia_tempo(signal: Signal) -> float:
-    return float(es.RhythmExtractor2013()(signal.y44)[0])
-
-
-def essentia_key(signal: Signal) -> str:
-    tonic, mode, _ = es.KeyExtractor()(signal.y44)
-    return f"{tonic} {mode}"
-
-
-def librosa_tempo(signal: Signal) -> float:
-    return float(librosa.feature.tempo(y=signal.y22, sr=LIBROSA_SR)[0])
-
-
-def librosa_key(signal: Signal) -> str:
-    """Krumhansl-Kessler key of the mean CQT chroma: the best Pearson correlation of 24."""
-    chroma = librosa.feature.chroma_cqt(y=signal.y22, sr=LIBROSA_SR).mean(axis=1)
-    _, tonic, mode = max(
-        (np.corrcoef(chroma, np.roll(profile, tonic))[0, 1], tonic, mode)
-        for mode, profile in KK_PROFILES.items()
-        for tonic in range(12)
-    )
-    return f"{TONIC_NAMES[tonic]} {mode}"
-
-
-def estimators(args: argparse.Namespace) -> list[Estimator]:
-    """The three estimators and the asked-for variants, without the task ``--only`` excludes."""
-    chosen = [
-        Estimator("essentia defaults", essentia_tempo, essentia_key),
-        Estimator("playlista before", before_tempo, before_key),
-        pipeline_estimator(),
-    ]
-    if args.librosa:
-        chosen.append(Estimator("librosa defaults", librosa_tempo, librosa_key))
-    chosen += [
-        Estimator(f"essentia method={m}", partial(before_tempo, method=m), None)
-        for m in args.tempo_method
-    ]
-    chosen += [
-        Estimator(f"essentia key profile={p}", None, partial(before_key, profile=p))
-        for p in args.key_profile
-    ]
-    tempo, key = args.only in (None, "tempo"), args.only in (None, "key")
-    return [Estimator(e.name, e.tempo if tempo else None, e.key if key else None) for e in chosen]
 
 
 def corpus_entries(corpus: Path) -> list[dict[str, Any]]:
@@ -324,115 +203,6 @@ def evaluate_all(entries: list[dict[str, Any]], args: argparse.Namespace) -> lis
         return [progress(i, evaluate(e)) for i, e in enumerate(entries, 1)]
     with ProcessPoolExecutor(args.jobs, initializer=_start_worker, initargs=(args,)) as pool:
         return [progress(i, r) for i, r in enumerate(pool.map(evaluate, entries), 1)]
-
-
-def cpu_per_track(rows: list[dict[str, Any]], name: str, task: str) -> float | None:
-    """CPU seconds of ``name``'s ``task`` per 240 s of the audio it ran on."""
-    spent = [
-        (r["cpu_s"][name][task], r["audio_s"]) for r in rows if task in r["cpu_s"].get(name, {})
-    ]
-    if not spent:
-        return None
-    return 240.0 * sum(s for s, _ in spent) / sum(a for _, a in spent)
-
-
-def report(title: str, rows: list[dict[str, Any]], names: list[str]) -> dict[str, Any]:
-    """Print one set's summary table; return it with the CPU figures."""
-    summary = {name: scores.summarise(rows, name) for name in names}
-    cpu = {name: {task: cpu_per_track(rows, name, task) for task in TASKS} for name in names}
-    n_tempo = sum(bool(r["tempo_bpm"]) for r in rows)
-    n_key = sum(bool(r["key"]) for r in rows)
-    recordings = {r["recording"] for r in rows}
-    print(
-        f"{title}: {len(rows)} files ({len(recordings)} recordings), "
-        f"{n_tempo} with a tempo, {n_key} with a key"
-    )
-    lines = []
-    for name in names:
-        values = summary[name]
-        lines.append(
-            [
-                name,
-                *(_percent(values.get(m)) for m in ("acc1", "acc2", "acc2_triplet")),
-                _number(values.get("key_score")),
-                _percent(values.get("key_exact")),
-                *(_number(cpu[name][task]) for task in TASKS),
-            ]
-        )
-    header = [
-        "estimator",
-        "Acc1",
-        "Acc2",
-        "Acc2+3/2",
-        "key MIREX",
-        "key exact",
-        "tempo CPU s",
-        "key CPU s",
-    ]
-    print_table(header, lines)
-    return {"summary": summary, "cpu_s_per_4min": cpu}
-
-
-def report_kinds(rows: list[dict[str, Any]], names: list[str]) -> None:
-    kinds = sorted({r["kind"] for r in rows})
-    lines = []
-    for kind in kinds:
-        subset = [r for r in rows if r["kind"] == kind]
-        for name in names:
-            v = scores.summarise(subset, name)
-            if v:
-                lines.append(
-                    [
-                        kind if name == names[0] else "",
-                        name,
-                        str(v.get("n_tempo", "")),
-                        _percent(v.get("acc1")),
-                        _percent(v.get("acc2")),
-                        str(v.get("n_key", "")),
-                        _number(v.get("key_score")),
-                    ]
-                )
-    print("Evaluation set by kind of piece")
-    print_table(["kind", "estimator", "tempo n", "Acc1", "Acc2", "key n", "key MIREX"], lines)
-
-
-def print_misses(rows: list[dict[str, Any]], names: list[str]) -> None:
-    """Per-file estimates of the files some estimator gets wrong (Acc1 or a wrong key)."""
-    lines = []
-    for r in rows:
-        cells = [r["estimates"].get(n, {}) for n in names]
-        if r["tempo_bpm"] and any(c.get("acc1") is False for c in cells):
-            lines.append([r["file"], f"{r['tempo_bpm']:g}", *map(_tempo_cell, cells)])
-        if r["key"] and any(c.get("key_exact") is False for c in cells):
-            lines.append([r["file"], r["key"], *map(_key_cell, cells)])
-    print("Files some estimator misses (tempo: estimate and metrical level; key: estimate, score)")
-    print_table(["file", "truth", *names], lines)
-
-
-def print_table(header: list[str], rows: list[list[str]]) -> None:
-    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
-    for r in [header, ["-" * w for w in widths], *rows]:
-        print("  ".join(cell.ljust(w) for cell, w in zip(r, widths, strict=True)).rstrip())
-    print()
-
-
-def _tempo_cell(result: dict[str, Any]) -> str:
-    if "level" not in result:
-        return ""
-    bpm = "none" if result["bpm"] is None else f"{result['bpm']:.1f}"
-    return f"{bpm} {result['level'] or '-'}"
-
-
-def _key_cell(result: dict[str, Any]) -> str:
-    return f"{result['key']} {result['key_score']:.1f}" if "key_score" in result else ""
-
-
-def _number(value: float | None) -> str:
-    return "" if value is None else f"{value:.3f}"
-
-
-def _percent(value: float | None) -> str:
-    return "" if value is None else f"{100 * value:.1f} %"
 
 
 def machine() -> dict[str, Any]:

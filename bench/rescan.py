@@ -43,11 +43,12 @@ import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+
+from opens import OpenCounter
 
 from playlista.analysis import ANALYZER_VERSION, MUSICNN_VERSION
 from playlista.models.frontend import MODEL_NAMES
@@ -61,39 +62,6 @@ TARGET_SECONDS = 30.0
 ALBUMS, TRACKS = 10, 100  # albums per artist, tracks per album
 EXTENSIONS = (".flac", ".mp3", ".ogg")
 SEED_CHUNK = 5_000
-
-
-class OpenCounter:
-    """Counts, per stage, the files under one folder that this process opens.
-
-    The ``open`` audit event is raised by ``open``, ``io.open`` and ``os.open`` alike.
-    """
-
-    def __init__(self, folder: str) -> None:
-        self.prefix = os.path.abspath(folder) + os.sep
-        self.stage: str | None = None
-        self.counts: dict[str, int] = {}
-        self.first: dict[str, str] = {}
-        sys.addaudithook(self._hook)  # cannot be removed: it counts only during a stage
-
-    @contextmanager
-    def during(self, stage: str) -> Iterator[None]:
-        self.counts.setdefault(stage, 0)
-        self.stage = stage
-        try:
-            yield
-        finally:
-            self.stage = None
-
-    def _hook(self, event: str, args: tuple[Any, ...]) -> None:
-        if event != "open" or self.stage is None:
-            return
-        path = args[0]
-        if isinstance(path, bytes):
-            path = os.fsdecode(path)
-        if isinstance(path, str) and os.path.abspath(path).startswith(self.prefix):
-            self.counts[self.stage] += 1
-            self.first.setdefault(self.stage, path)
 
 
 def build_tree(library: Path, files: int) -> bool:

@@ -15,8 +15,8 @@ from distributed import KilledWorker
 from distributed.comm import CommClosedError
 
 from playlista.records import Failure, FileStat
+from tests.cli_runs import GOOD, rows
 from tests.conftest import copy_corpus
-from tests.test_faults import GOOD, rows
 
 pytestmark = pytest.mark.slow
 

@@ -11,8 +11,8 @@ import pytest
 
 from playlista.analysis import ANALYZER_VERSION, MUSICNN_VERSION
 from playlista.store import Store
+from tests.cli_runs import AS_USER, PLAYLISTA, rows
 from tests.store.helpers import audio_file, track
-from tests.test_faults import AS_USER, PLAYLISTA, rows
 
 pytestmark = pytest.mark.slow
 

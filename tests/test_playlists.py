@@ -8,7 +8,6 @@ import json
 import os
 import re
 import shutil
-import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -351,65 +350,11 @@ def test_export_writes_each_view_as_parquet(made, tmp_path):
     assert {"path", "bpm", "camelot", "top_tags"} <= set(library.column_names)
 
 
-def chromium() -> str:
-    found = shutil.which("chromium") or shutil.which("chromium-browser")
-    if not found:
-        pytest.fail("headless Chromium is needed: apt-get install chromium (make test does)")
-    return found
-
-
-def open_in_chromium(page: Path, tmp_path: Path, *extra: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [
-            chromium(),
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-quic",
-            "--no-first-run",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-            f"--user-data-dir={tmp_path / 'chromium'}",
-            "--window-size=1400,2400",
-            "--virtual-time-budget=5000",
-            *extra,
-            page.as_uri(),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-
-
-def test_report_opens_in_headless_chromium_with_every_plot(made, tmp_path):
-    report = made["result"]["report"]
-    assert report and Path(report).is_file()  # the flow's copy
-    out = tmp_path / "report.html"
-    result = run_cli("report", "--out", str(out), "--db", str(made["db"]), home=tmp_path)
-    assert result.returncode == 0, result.stderr
-    page = out.read_text()
-    assert "http://" not in page and "https://" not in page  # self-contained
-    dom = open_in_chromium(out, tmp_path, "--dump-dom")
-    assert dom.returncode == 0, dom.stderr[-2000:]
-    match = re.search(r'data-rendered="([^"]+)"', dom.stdout)
-    assert match, dom.stdout[:2000]
-    rendered = json.loads(match.group(1).replace("&quot;", '"'))
-    assert [f["id"] for f in rendered] == [fig_id for fig_id, _ in FIGURES]
-    for figure in rendered:  # decoded, and drawn at a real size
-        assert figure["ok"] and figure["width"] > 200 and figure["height"] > 100, figure
-    assert re.search(r"\d+ tracks, [\d.]+ hours of audio; \d+ files failed", dom.stdout)
-    shot = tmp_path / "report.png"
-    open_in_chromium(out, tmp_path, f"--screenshot={shot}")
-    from PIL import Image
-
-    pixels = np.asarray(Image.open(shot).convert("L"))
-    assert pixels.std() > 10 and (pixels < 128).mean() > 0.01  # not a blank page
-
-
-def test_the_flow_attaches_the_report_as_an_artifact(made):
+def test_the_flow_writes_the_report_and_attaches_it_as_an_artifact(made):
     from prefect import get_client
+
+    report = made["result"]["report"]
+    assert report and Path(report).is_file()
 
     with get_client(sync_client=True) as client:
         artifacts = client.read_artifacts()
@@ -430,108 +375,3 @@ def test_a_spec_naming_an_unknown_track_fails_clearly(made):
             build(spec, store.tracks(spec))
     finally:
         store.close()
-
-
-def device_lines(path: Path) -> list[str]:
-    """The track lines of an M3U8 file, as a player on another device reads them."""
-    lines = path.read_text(encoding="utf-8").splitlines()
-    assert lines[0] == "#EXTM3U"
-    return [line for line in lines[1:] if not line.startswith("#")]
-
-
-def stored_paths(db: Path, playlist: str) -> list[str]:
-    return [
-        p
-        for (p,) in rows(
-            db, "SELECT path FROM playlist_tracks WHERE playlist = ? ORDER BY position", [playlist]
-        )
-    ]
-
-
-def test_a_mapped_playlist_opens_under_the_mapped_root(made, corpus, tmp_path):
-    # The device: the library mounted at another root (a link to it here), its playlists
-    # in a folder beside it, as on a phone or in a media server's container.
-    db = tmp_path / "library.duckdb"
-    shutil.copy(made["db"], db)
-    device = tmp_path / "device"
-    device.mkdir()
-    (device / "music").symlink_to(corpus)
-    (device / "playlists").mkdir()
-    mapping = f"{corpus}={device / 'music'}"
-    common = ("--where", "bpm > 0", "--db", str(db), "--path-map", mapping)
-    absolute = run_cli(
-        "playlist", "rules", "abs", *common, "--out", str(tmp_path / "a"), home=tmp_path
-    )
-    assert absolute.returncode == 0, absolute.stderr[-3000:]
-    relative = run_cli(
-        "playlist", "rules", "rel", *common, "--out", str(tmp_path / "r"),
-        "--base", str(device / "playlists"), home=tmp_path,
-    )  # fmt: skip
-    assert relative.returncode == 0, relative.stderr[-3000:]
-    real = stored_paths(db, "abs")
-    assert real and all(p.startswith(f"{corpus}/") for p in real)  # the database keeps them
-    assert stored_paths(db, "rel") == real
-    on_device = device_lines(tmp_path / "a" / "abs.m3u8")
-    assert all(p.startswith(f"{device / 'music'}/") for p in on_device)
-    relative_lines = device_lines(tmp_path / "r" / "rel.m3u8")
-    assert all(p.startswith("../music/") for p in relative_lines)
-    resolved = [os.path.normpath(device / "playlists" / p) for p in relative_lines]
-    assert resolved == on_device
-    for mapped, original in zip(on_device, real, strict=True):
-        assert os.path.isfile(mapped)  # a player there opens it
-        assert os.path.samefile(mapped, original)
-        assert mapped == original.replace(str(corpus), str(device / "music"), 1)
-
-
-def test_tracks_outside_every_mapping_are_left_out_and_named(made, corpus, tmp_path):
-    db = tmp_path / "library.duckdb"
-    shutil.copy(made["db"], db)
-    fof = corpus / "good" / "fof"
-    result = run_cli(
-        "playlist", "rules", "phone", "--where", "bpm > 0", "--db", str(db),
-        "--out", str(tmp_path / "out"), "--path-map", f"{fof}=/storage/emulated/0/Music",
-        home=tmp_path,
-    )  # fmt: skip
-    assert result.returncode == 0, result.stderr[-3000:]
-    real = stored_paths(db, "phone")
-    inside = [p for p in real if p.startswith(f"{fof}/")]
-    outside = [p for p in real if not p.startswith(f"{fof}/")]
-    assert inside and outside
-    lines = device_lines(tmp_path / "out" / "phone.m3u8")
-    assert lines == [p.replace(str(fof), "/storage/emulated/0/Music", 1) for p in inside]
-    assert f"phone: {len(outside)} tracks under no --path-map FROM were left out" in result.stderr
-    assert outside[0] in result.stderr
-
-
-def test_the_files_path_map_and_the_flow_parameter_both_apply(made, corpus, tmp_path):
-    from flows.generate_playlists import generate_playlists
-
-    db = tmp_path / "library.duckdb"
-    shutil.copy(made["db"], db)
-    config = tmp_path / "playlists.yaml"
-    config.write_text(
-        yaml.safe_dump(
-            {
-                "path_map": {str(corpus): "/music"},
-                "playlists": [{"name": "everything", "method": "rules", "where": "bpm > 0"}],
-            }
-        )
-    )
-    rendered = corpus / "good" / "rendered"
-    result = generate_playlists(
-        db=str(db),
-        out_dir=str(tmp_path / "out"),
-        config=str(config),
-        path_map=[f"{rendered}=/classical"],  # as a deployment's parameter gives it
-        report=False,
-    )
-    assert result["unmapped"] == {}
-    lines = device_lines(tmp_path / "out" / "everything.m3u8")
-    want = [
-        p.replace(str(rendered), "/classical", 1)
-        if p.startswith(f"{rendered}/")
-        else p.replace(str(corpus), "/music", 1)
-        for p in stored_paths(db, "everything")
-    ]
-    assert lines == want and any(p.startswith("/classical/") for p in lines)
-    assert any(p.startswith("/music/good/") for p in lines)

@@ -12,8 +12,7 @@ from typing import Any
 import pytest
 
 from playlista.store.staging import staging_dir
-from tests.conftest import copy_corpus
-from tests.test_faults import (
+from tests.cli_runs import (
     analysed_paths,
     api_url,
     finish,
@@ -26,6 +25,7 @@ from tests.test_faults import (
     wait_for,
     wait_for_plan,
 )
+from tests.conftest import copy_corpus
 
 pytestmark = pytest.mark.slow
 
