@@ -10,18 +10,13 @@ from typing import Any
 from prefect import flow, get_run_logger
 from prefect.artifacts import create_link_artifact, create_markdown_artifact
 
-from playlista.errors import PlaylistError
-from playlista.playlists.generate import PlaylistFile, load_file
-from playlista.playlists.model import PlaylistSpec
-from playlista.playlists.pathmap import PathMap
+from playlista.playlists.generate import playlists_to_make
 from playlista.settings import Settings
 from playlista.store import Store
 from playlista.store.lock import sole_writer
 from tasks.playlists import library_report, make_playlists
 
 REPORT_NAME = "library-report.html"
-# Made when neither a file nor specs are given: the library in clusters.
-DEFAULT_SPECS = ({"name": "cluster", "method": "clusters"},)
 
 
 @flow(name="generate-playlists", log_prints=False)
@@ -47,13 +42,8 @@ def generate_playlists(
     logger = get_run_logger()
     settings = Settings()
     db_path = os.path.abspath(db or settings.db)
-    file = load_file(config) if config else PlaylistFile([])
-    mapping = PathMap.parse([*file.path_map.entries(), *(path_map or [])])
-    specs = [*file.specs, *map(PlaylistSpec.from_dict, playlists or [])]
-    if not specs:
-        specs = [PlaylistSpec.from_dict(dict(s)) for s in DEFAULT_SPECS]
-    if len({s.name for s in specs}) != len(specs):
-        raise PlaylistError("playlist names repeat between the file and the given playlists")
+    to_make = playlists_to_make(config, playlists or (), path_map or ())
+    specs, mapping = to_make.specs, to_make.path_map
     out = os.path.abspath(out_dir or settings.playlist_dir)
     made: dict[str, list[tuple[str, str, int]]] = {}
     unmapped: dict[str, list[str]] = {}

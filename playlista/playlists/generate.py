@@ -20,6 +20,8 @@ from playlista.playlists.model import Playlist, PlaylistSpec, Tracks
 from playlista.playlists.pathmap import PathMap
 
 log = logging.getLogger(__name__)
+# Made when neither a file nor entries are given: the library in clusters.
+DEFAULT_SPECS = ({"name": "cluster", "method": "clusters"},)
 
 
 class PlaylistStore(Protocol):
@@ -145,3 +147,20 @@ def load_file(path: str | os.PathLike[str]) -> PlaylistFile:
         return PlaylistFile(specs, PathMap.parse(mapping))
     except PlaylistError as exc:
         raise PlaylistError(f"{path}: {exc}") from exc
+
+
+def playlists_to_make(
+    config: str | os.PathLike[str] | None = None,
+    entries: Sequence[dict[str, Any]] = (),
+    path_map: Sequence[str] = (),
+) -> PlaylistFile:
+    """What a run makes: the playlists of the YAML file ``config`` and then ``entries``
+    (neither: :data:`DEFAULT_SPECS`), written with the file's path map and then
+    ``path_map``'s ``FROM=TO`` entries."""
+    file = load_file(config) if config else PlaylistFile([])
+    specs = [*file.specs, *map(PlaylistSpec.from_dict, entries)]
+    if not specs:
+        specs = [PlaylistSpec.from_dict(dict(s)) for s in DEFAULT_SPECS]
+    if len({s.name for s in specs}) != len(specs):
+        raise PlaylistError("playlist names repeat between the file and the given playlists")
+    return PlaylistFile(specs, PathMap.parse([*file.path_map.entries(), *path_map]))
