@@ -79,13 +79,12 @@ def _fill(value: Any, values: dict[str, Any]) -> Any:
 def parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("roots", nargs="+")
-    parser.add_argument("--db", default=str(Settings().db))
+    settings = Settings()
+    parser.add_argument("--db", default=str(settings.db))
     parser.add_argument(
         "--playlists", help="YAML file of playlists (default: the library in clusters)"
     )
-    parser.add_argument(
-        "--out", default=str(Settings().playlist_dir), help="folder of the playlists"
-    )
+    parser.add_argument("--out", default=str(settings.playlist_dir), help="folder of the playlists")
     parser.add_argument("--path-map", action="append", default=[], metavar="FROM=TO")
     return parser
 
