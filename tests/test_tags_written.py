@@ -97,12 +97,21 @@ def test_musicbrainz_and_replaygain_written_to_a_copy_read_back(
     assert hashlib.sha256(Path(path).read_bytes()).hexdigest() == digest  # read-only
 
 
-def test_vorbis_separate_totals_multiple_values_and_blanks(tmp_path: Path) -> None:
-    path = writable_copy("good/rendered/bach_bwv351.flac", tmp_path)
+def flac_tagged(name: str, tmp_path: Path, comments: dict[str, str | list[str]]) -> str:
+    """A copy of the corpus FLAC ``name`` with these Vorbis comments written into it."""
+    path = writable_copy(name, tmp_path)
     audio = FLAC(path)
     if audio.tags is None:
         audio.add_tags()
-    audio.update(
+    audio.update(comments)
+    audio.save()
+    return path
+
+
+def test_vorbis_separate_totals_multiple_values_and_blanks(tmp_path: Path) -> None:
+    path = flac_tagged(
+        "good/rendered/bach_bwv351.flac",
+        tmp_path,
         {
             "tracknumber": "03",
             "totaltracks": "12",
@@ -112,9 +121,8 @@ def test_vorbis_separate_totals_multiple_values_and_blanks(tmp_path: Path) -> No
             "album": "   ",
             "year": "1999-05-01",
             "genre": ["Choral", "Choral"],
-        }
+        },
     )
-    audio.save()
     tags, warnings = read_tags(path)
     assert (tags.track_no, tags.track_total, tags.disc_no, tags.disc_total) == (3, 12, 2, 3)
     assert (tags.artist, tags.album, tags.year, tags.genre) == ("Anna; Ben", None, 1999, "Choral")
@@ -122,14 +130,11 @@ def test_vorbis_separate_totals_multiple_values_and_blanks(tmp_path: Path) -> No
 
 
 def test_unparseable_numbers_become_none_with_warnings(tmp_path: Path) -> None:
-    path = writable_copy("good/samples/loop_amen_full.flac", tmp_path)
-    audio = FLAC(path)
-    if audio.tags is None:
-        audio.add_tags()
-    audio.update(
-        {"tracknumber": "A1", "date": "unknown", "replaygain_track_gain": "loud", "title": "Amen"}
+    path = flac_tagged(
+        "good/samples/loop_amen_full.flac",
+        tmp_path,
+        {"tracknumber": "A1", "date": "unknown", "replaygain_track_gain": "loud", "title": "Amen"},
     )
-    audio.save()
     tags, warnings = read_tags(path)
     assert (tags.track_no, tags.year, tags.replaygain_track_gain_db) == (None, None, None)
     assert tags.title == "Amen"
